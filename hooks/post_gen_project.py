@@ -1,0 +1,39 @@
+"""Finish the baked site: write .env with fresh secrets and say what to do next."""
+
+import re
+import secrets
+from pathlib import Path
+
+SECRETS = {
+    "DJANGO_SECRET_KEY": lambda: secrets.token_urlsafe(50),
+    "RABBITMQ_PASSWORD": lambda: secrets.token_urlsafe(24),
+    "POSTGRES_PASSWORD": lambda: secrets.token_urlsafe(24),
+}
+
+
+def write_env(site):
+    """Copy .env.example to .env, giving every empty secret a new random value."""
+    text = (site / ".env.example").read_text()
+    for name, make in SECRETS.items():
+        text, found = re.subn(rf"(?m)^{name}=$", f"{name}={make()}", text)
+        assert found == 1, f".env.example must have exactly one empty {name}= line"
+    env = site / ".env"
+    env.write_text(text)
+    env.chmod(0o600)
+
+
+site = Path.cwd()
+write_env(site)
+print(
+    f"""
+Baked {site.name} in {site}. Next:
+
+    cd {site}
+    make install         # a virtualenv with Python >= 3.12 and the pinned packages
+    make run             # web, worker, sweeper and a mail catcher on this machine
+    make test
+
+.env holds this site's secrets; it is in .gitignore. The README explains the
+mail path and how to deploy with compose or supervisor and cron.
+"""
+)

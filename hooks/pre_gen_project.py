@@ -1,0 +1,65 @@
+"""Reject answers that would bake a broken site, before any file is written.
+
+Each problem is reported on one line that names the field and the rule;
+cookiecutter then removes the half-made project folder.
+"""
+
+import keyword
+import re
+import sys
+import zoneinfo
+from email.utils import parseaddr
+
+ANSWERS = {
+    "project_slug": {{ cookiecutter.project_slug | tojson }},
+    "author_email": {{ cookiecutter.author_email | tojson }},
+    "default_from_email": {{ cookiecutter.default_from_email | tojson }},
+    "domain_name": {{ cookiecutter.domain_name | tojson }},
+    "time_zone": {{ cookiecutter.time_zone | tojson }},
+}
+
+# Top-level modules the baked site imports or ships beside its package; a
+# package of the same name would hide one of them (or be hidden by it).
+SITE_MODULES = {
+    "aiosmtpd", "amqp", "anymail", "appconf", "asgiref", "billiard", "celery",
+    "click", "config", "dateutil", "deploy", "django", "djcelery_email",
+    "environ", "gunicorn", "honcho", "kombu", "manage", "media", "pip",
+    "post_office", "psycopg", "psycopg_binary", "pytest", "pytest_django",
+    "requests", "setuptools", "site", "sqlparse", "static", "test", "tests",
+    "tzdata", "vine", "whitenoise",
+}
+SHADOWED = SITE_MODULES | set(sys.stdlib_module_names)
+
+ADDRESS = re.compile(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>.]+")
+HOSTNAME = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
+
+
+def problems(answers):
+    slug = answers["project_slug"]
+    if not slug:
+        yield "project_slug is empty: give the site a Python package name such as acme_mail"
+    elif not re.fullmatch(r"[a-z_][a-z0-9_]*", slug) or keyword.iskeyword(slug):
+        yield (
+            f"project_slug {slug!r} is not a lowercase Python identifier "
+            "(lowercase letters, digits and underscores, not starting with a digit, not a keyword)"
+        )
+    elif slug in SHADOWED:
+        yield f"project_slug {slug!r} would shadow the module {slug!r} that the site imports: choose another name"
+
+    for field in ("author_email", "default_from_email"):
+        name, address = parseaddr(answers[field])
+        if not ADDRESS.fullmatch(address) or (field == "author_email" and name):
+            yield f"{field} {answers[field]!r} is not an email address (like someone@example.com)"
+
+    domain = answers["domain_name"]
+    if "://" in domain or "/" in domain or not HOSTNAME.fullmatch(domain.lower()):
+        yield f"domain_name {domain!r} must be a bare host name such as example.com: no scheme, path, port or space"
+
+    if answers["time_zone"] not in zoneinfo.available_timezones():
+        yield f"time_zone {answers['time_zone']!r} is not an IANA time zone name (like UTC or Europe/Paris)"
+
+
+errors = list(problems(ANSWERS))
+for error in errors:
+    print(f"ERROR: {error}", file=sys.stderr)
+sys.exit(1 if errors else 0)

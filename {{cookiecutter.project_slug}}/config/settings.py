@@ -1,0 +1,211 @@
+"""Settings for {{ cookiecutter.project_name }}.
+
+Everything that differs between machines comes from the environment; a `.env`
+file beside manage.py fills in what the environment leaves unset.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+env.read_env(BASE_DIR / ".env")
+
+SECRET_KEY = env("DJANGO_SECRET_KEY")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["{{ cookiecutter.domain_name }}"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    # Before post_office: its send_queued_mail command replaces post_office's.
+    "{{ cookiecutter.project_slug }}.delivery",
+    "post_office",
+    "djcelery_email",
+    "{{ cookiecutter.project_slug }}.welcome",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, worker and sweeper write to one file: take the write lock when a
+    # transaction starts, and wait for it instead of failing.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "{{ cookiecutter.time_zone }}"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+# post_office keeps attachments here until the mail is sent: every process
+# that sends mail (web, sweeper) must see the same folder.
+MEDIA_ROOT = Path(env("MEDIA_ROOT", default=BASE_DIR / "media"))
+MEDIA_URL = "media/"
+
+# Behind a proxy that terminates TLS and sets X-Forwarded-Proto.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 60)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", default="INFO")},
+}
+
+# --- Mail -------------------------------------------------------------------
+# send_mail() writes a post_office Email row and returns. The row is handed to
+# a Celery worker through django-celery-email's task; in the worker the
+# "deliver" mailer sends it through "smtp" and writes the outcome on the row.
+# See {{ cookiecutter.project_slug }}/delivery/ and the README's "What the status column means".
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="{{ cookiecutter.default_from_email }}")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+SMTP = env.email_url("EMAIL_URL", default="smtp://localhost:1025")
+MAILERS = {
+    "default": {"BACKEND": "{{ cookiecutter.project_slug }}.delivery.backends.QueueBackend"},
+    "deliver": {
+        "BACKEND": "{{ cookiecutter.project_slug }}.delivery.backends.ReportingBackend",
+        "OPTIONS": {"using": "smtp"},
+    },
+    "smtp": {
+        "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "OPTIONS": {
+            "host": SMTP["EMAIL_HOST"],
+            "port": SMTP["EMAIL_PORT"],
+            "username": SMTP["EMAIL_HOST_USER"],
+            "password": SMTP["EMAIL_HOST_PASSWORD"],
+            "use_tls": SMTP.get("EMAIL_USE_TLS", False),
+            "use_ssl": SMTP.get("EMAIL_USE_SSL", False),
+            "timeout": 20,
+        },
+    },
+}
+
+MAIL_MAX_RETRIES = env.int("MAIL_MAX_RETRIES", default=3)
+MAIL_RETRY_INTERVAL = env.int("MAIL_RETRY_INTERVAL", default=60)
+# A mail the server keeps refusing for a passing reason (connection refused,
+# timeout, 4xx reply) is retried until it is this old; then it is "failed".
+MAIL_GIVE_UP_AFTER = timedelta(hours=env.int("MAIL_GIVE_UP_AFTER_HOURS", default=72))
+# The sweeper hands a mail out again when it has been "sending" this long
+# (its worker died), or when nothing happened to a queued mail this long (its
+# task was lost). Keep the first above the SMTP timeout.
+MAIL_SENDING_TIMEOUT = timedelta(seconds=env.int("MAIL_SENDING_TIMEOUT", default=300))
+MAIL_HANDOFF_TIMEOUT = timedelta(seconds=env.int("MAIL_HANDOFF_TIMEOUT", default=3600))
+# cleanup_mail deletes mail older than this, with its attachments.
+MAIL_KEEP_DAYS = env.int("MAIL_KEEP_DAYS", default=90)
+
+POST_OFFICE = {
+    "DEFAULT_PRIORITY": "medium",
+    # Used by post_office itself for priority="now" and the admin's "resend":
+    # synchronous delivery in that request.
+    "DEFAULT_MAILER": "smtp",
+    "MESSAGE_ID_ENABLED": True,
+    "MESSAGE_ID_FQDN": "{{ cookiecutter.domain_name }}",
+    "MAX_RETRIES": MAIL_MAX_RETRIES,
+    "RETRY_INTERVAL": timedelta(seconds=MAIL_RETRY_INTERVAL),
+    "LOG_LEVEL": 2,
+}
+
+# django-celery-email: one task carries up to CHUNK_SIZE messages; a message
+# that fails is retried on its own, MAIL_MAX_RETRIES times, MAIL_RETRY_INTERVAL apart.
+CELERY_EMAIL_CHUNK_SIZE = 10
+CELERY_EMAIL_MESSAGE_EXTRA_ATTRIBUTES = ["email_id"]
+CELERY_EMAIL_TASK_CONFIG = {
+    "max_retries": MAIL_MAX_RETRIES,
+    "default_retry_delay": MAIL_RETRY_INTERVAL,
+}
+
+# --- Celery -----------------------------------------------------------------
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html
+# Without CELERY_BROKER_URL, kombu's filesystem transport (messages are files
+# under .broker/) stands in for RabbitMQ: one machine, nothing to install.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://localhost/")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    BROKER_DIR = Path(env("FILESYSTEM_BROKER_DIR", default=BASE_DIR / ".broker"))
+    for folder in ("queue", "control"):
+        (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": BROKER_DIR / "queue",
+        "data_folder_out": BROKER_DIR / "queue",
+        "control_folder": BROKER_DIR / "control",
+    }
+else:
+    # A publish returns only once RabbitMQ has the message.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A web request waits at most this long (seconds) for an unreachable broker;
+# its mail stays queued in the database for the sweeper.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0}
+CELERY_TASK_DEFAULT_QUEUE = "mail"
+CELERY_TASK_QUEUE_MAX_PRIORITY = 3
+CELERY_TASK_DEFAULT_PRIORITY = 1
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_TIMEZONE = TIME_ZONE

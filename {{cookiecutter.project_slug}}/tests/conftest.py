@@ -1,0 +1,42 @@
+import pytest
+from django.core import mail
+
+from config import celery_app
+from config import settings as site_settings
+from tests.scripted_server import ScriptedServer
+
+
+@pytest.fixture(autouse=True, scope="session")
+def in_memory_broker():
+    """Nothing a test publishes reaches the broker a worker of this machine reads."""
+    celery_app.conf.update(broker_url="memory://", broker_transport_options={})
+
+
+@pytest.fixture(autouse=True)
+def mail_path(settings, monkeypatch):
+    """The site's own mail path, with Celery tasks run in place and a
+    scripted in-memory mail server instead of SMTP."""
+    settings.MAILERS = {
+        **site_settings.MAILERS,
+        "smtp": {"BACKEND": "tests.scripted_server.ScriptedServer"},
+    }
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
+    monkeypatch.setattr("{{ cookiecutter.project_slug }}.delivery.handoff._broker_paused_until", 0.0)
+    mail.outbox = []
+    yield
+    ScriptedServer.errors.clear()
+
+
+@pytest.fixture
+def server():
+    """The mail server: append exceptions to `server.errors` to make it fail."""
+    return ScriptedServer
+
+
+@pytest.fixture(autouse=True)
+def uncollected_static_files(settings):
+    """Pages render without `collectstatic`, as in development."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
