@@ -4,34 +4,30 @@ Each problem is reported on one line that names the field and the rule;
 cookiecutter then removes the half-made project folder.
 """
 
+import json
 import keyword
 import re
 import sys
 import zoneinfo
 from email.utils import parseaddr
 
-ANSWERS = {
-    "project_slug": {{ cookiecutter.project_slug | tojson }},
-    "author_email": {{ cookiecutter.author_email | tojson }},
-    "default_from_email": {{ cookiecutter.default_from_email | tojson }},
-    "domain_name": {{ cookiecutter.domain_name | tojson }},
-    "time_zone": {{ cookiecutter.time_zone | tojson }},
-}
+ANSWERS = json.loads(r"""{{ cookiecutter | jsonify }}""")
 
 # Top-level modules the baked site imports or ships beside its package; a
 # package of the same name would hide one of them (or be hidden by it).
-SITE_MODULES = {
-    "aiosmtpd", "amqp", "anymail", "appconf", "asgiref", "billiard", "celery",
-    "click", "config", "dateutil", "deploy", "django", "djcelery_email",
-    "environ", "gunicorn", "honcho", "kombu", "manage", "media", "pip",
-    "post_office", "psycopg", "psycopg_binary", "pytest", "pytest_django",
-    "requests", "setuptools", "site", "sqlparse", "static", "test", "tests",
-    "tzdata", "vine", "whitenoise",
-}
+SITE_MODULES = set(
+    """
+    aiosmtpd amqp anymail appconf asgiref billiard celery click config dateutil deploy django
+    djcelery_email environ gunicorn honcho kombu manage media pip post_office psycopg psycopg_binary
+    pytest pytest_django requests setuptools site sqlparse static test tests tzdata vine whitenoise
+    """.split()
+)
 SHADOWED = SITE_MODULES | set(sys.stdlib_module_names)
 
 ADDRESS = re.compile(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>.]+")
-HOSTNAME = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
+HOSTNAME = re.compile(
+    r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
+)
 
 
 def problems(answers):
@@ -44,7 +40,7 @@ def problems(answers):
             "(lowercase letters, digits and underscores, not starting with a digit, not a keyword)"
         )
     elif slug in SHADOWED:
-        yield f"project_slug {slug!r} would shadow the module {slug!r} that the site imports: choose another name"
+        yield f"project_slug {slug!r} would shadow the module {slug!r} the site imports: choose another name"
 
     for field in ("author_email", "default_from_email"):
         name, address = parseaddr(answers[field])
@@ -53,7 +49,7 @@ def problems(answers):
 
     domain = answers["domain_name"]
     if "://" in domain or "/" in domain or not HOSTNAME.fullmatch(domain.lower()):
-        yield f"domain_name {domain!r} must be a bare host name such as example.com: no scheme, path, port or space"
+        yield f"domain_name {domain!r} must be a bare host name (example.com): no scheme, path, port or space"
 
     if answers["time_zone"] not in zoneinfo.available_timezones():
         yield f"time_zone {answers['time_zone']!r} is not an IANA time zone name (like UTC or Europe/Paris)"

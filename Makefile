@@ -1,0 +1,28 @@
+# The template's commands: `make demo` shows a baked site at work, `make test` proves the template.
+
+VENV := .venv
+BIN := $(VENV)/bin
+# The first Python >= 3.12 on this machine (PATH first, then pyenv's versions).
+PYTHON ?= $(shell for p in python3.13 python3.12 python3 $$(ls -d $$(pyenv root 2>/dev/null)/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -rV); do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$p; break; }; done)
+
+.PHONY: install demo test lint
+
+# requirements.txt includes the baked site's requirements; pip skips what is installed.
+install:
+	@test -x $(BIN)/python || test -n "$(PYTHON)" || { echo "No Python >= 3.12 found: install one, or run make PYTHON=/path/to/python3.12" >&2; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+
+# Bakes a site into build/demo, sends sample mails through it and shows where
+# each one landed. Set CELERY_BROKER_URL to use a real broker.
+demo: install
+	$(BIN)/python scripts/demo.py
+
+test: install lint
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check hooks tests scripts
+	$(BIN)/ruff format --check hooks tests scripts

@@ -1,0 +1,152 @@
+"""Baking sites and running them: every baked site runs with this virtualenv."""
+
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from catcher import SmtpCatcher
+from cookiecutter.main import cookiecutter
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+SCRIPTS = TEMPLATE / "scripts" / "site"
+BIN = Path(sys.executable).parent
+
+CHOICES = {
+    name: values
+    for name, values in json.loads((TEMPLATE / "cookiecutter.json").read_text()).items()
+    if isinstance(values, list)
+}
+COMBINATIONS = [dict(zip(CHOICES, values, strict=True)) for values in itertools.product(*CHOICES.values())]
+
+
+def bake(output_dir, **answers):
+    return Site(
+        Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(output_dir), extra_context=answers))
+    )
+
+
+def wait_for(condition, timeout, what):
+    """Poll `condition` until it returns something true; fail naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
+    return result
+
+
+class Site:
+    """A baked site, its commands run with this virtualenv's Python."""
+
+    def __init__(self, path):
+        self.path = path
+        self.env = {}
+        self.processes = []
+
+    def environ(self, extra=None):
+        return {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", **self.env, **(extra or {})}
+
+    def run(self, *args, env=None, check=True, timeout=300):
+        result = subprocess.run(
+            [str(arg) for arg in args],
+            cwd=self.path,
+            env=self.environ(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and result.returncode:
+            pytest.fail(
+                f"`{' '.join(map(str, args))}` exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def manage(self, *args, **kwargs):
+        return self.run(sys.executable, "manage.py", *args, **kwargs)
+
+    def script(self, name, *args, **kwargs):
+        """Run one of scripts/site/ inside the site; return what it printed as JSON."""
+        return json.loads(self.run(sys.executable, SCRIPTS / name, *args, **kwargs).stdout)
+
+    def start(self, *args, env=None, log="process.log"):
+        """Start a long-running command of the site; it is stopped when the test ends."""
+        output = open(self.path / log, "ab")  # noqa: SIM115 (closed with the process)
+        process = subprocess.Popen(
+            [str(arg) for arg in args],
+            cwd=self.path,
+            env=self.environ(env),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        process.log = output
+        self.processes.append(process)
+        return process
+
+    def stop_all(self):
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            process.log.close()
+        self.processes.clear()
+
+    def statuses(self, env=None):
+        return self.script("statuses.py", env=env)
+
+
+def service_answers(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+def require_service(name, port):
+    """Skip loudly without the service; under CI=true, fail instead."""
+    if service_answers(port):
+        return
+    message = f"{name} is not reachable on 127.0.0.1:{port}; this test needs it"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    print(f"\n*** SKIPPED: {message} ***", file=sys.stderr)
+    pytest.skip(message)
+
+
+def rabbitmqctl(*args):
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def rabbitmq():
+    """A fresh RabbitMQ virtual host on the machine's broker; yields its URL."""
+    require_service("RabbitMQ", 5672)
+    vhost = f"test-{uuid.uuid4().hex[:12]}"
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    rabbitmqctl("delete_vhost", vhost)
+
+
+@pytest.fixture
+def smtp_server():
+    with SmtpCatcher() as server:
+        yield server
+
+
+@pytest.fixture
+def site(tmp_path):
+    """A default bake, migrated on SQLite."""
+    baked = bake(tmp_path)
+    baked.manage("migrate", "--verbosity", "0")
+    yield baked
+    baked.stop_all()

@@ -1,0 +1,25 @@
+"""A baked site on the machine's RabbitMQ, with a real worker and a real SMTP server."""
+
+from conftest import wait_for
+from samples import RICH_HTML, RICH_PDF
+
+
+def test_fifty_mails_arrive_intact_and_are_recorded_as_sent(site, rabbitmq, smtp_server):
+    site.env = {"CELERY_BROKER_URL": rabbitmq, "EMAIL_URL": smtp_server.url}
+    site.start("deploy/bin/worker", log="worker.log")
+
+    site.script("send.py", "--plain", "25", "--rich", "25")
+
+    wait_for(lambda: len(smtp_server.messages) >= 50, 60, "50 mails at the SMTP server")
+    assert wait_for(lambda: site.statuses() == {"sent": 50}, 30, "50 mails recorded as sent")
+    rich = [message for message in smtp_server.messages if message["Subject"].startswith("rich")]
+    assert len(rich) == 25
+    for message in rich:
+        n = int(message["Subject"].split()[1])
+        # SMTP ends every line with CRLF.
+        assert message.get_body(("html",)).get_content().rstrip("\r\n") == RICH_HTML.format(n=n)
+        [attachment] = message.iter_attachments()
+        assert attachment.get_filename() == f"report-{n}.pdf"
+        assert attachment.get_content_type() == "application/pdf"
+        assert attachment.get_content() == RICH_PDF
+    assert len(smtp_server.messages) == 50, f"{len(smtp_server.messages) - 50} duplicates"
