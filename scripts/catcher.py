@@ -1,18 +1,34 @@
 """A real SMTP server, in the process that starts it, keeping every message it accepts."""
 
+import asyncio
 import socket
+import time
 from email import message_from_bytes, policy
 
 from aiosmtpd.controller import Controller
 
 
 class SmtpCatcher:
-    def __init__(self):
+    """`delay` seconds pass between the end of a message and the server's answer,
+    like a server that checks each message before it accepts it. Recipients whose
+    address starts with "reject" are refused for good (550)."""
+
+    def __init__(self, delay=0.0):
+        self.delay = delay
         self.messages = []
+        self.arrived_at = []  # time.time() of each message, in order
         self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("reject"):
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope):
+        await asyncio.sleep(self.delay)
         self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        self.arrived_at.append(time.time())
         return "250 Message accepted for delivery"
 
     @property

@@ -11,6 +11,7 @@ import time
 import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
 from catcher import SmtpCatcher
 from cookiecutter.main import cookiecutter
@@ -102,6 +103,13 @@ class Site:
     def statuses(self, env=None):
         return self.script("statuses.py", env=env)
 
+    def start_worker(self, name="mail", env=None):
+        """Start deploy/bin/worker and wait until it consumes."""
+        log = f"worker-{name}.log"
+        process = self.start("deploy/bin/worker", env={"WORKER_NAME": name, **(env or {})}, log=log)
+        wait_for(lambda: b" ready." in (self.path / log).read_bytes(), 30, f"worker {name} to be ready")
+        return process
+
 
 def service_answers(port):
     try:
@@ -135,6 +143,19 @@ def rabbitmq():
     rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
     rabbitmqctl("delete_vhost", vhost)
+
+
+@pytest.fixture
+def postgres():
+    """A fresh database on the machine's PostgreSQL; yields its URL."""
+    require_service("PostgreSQL", 5432)
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    server = "postgresql://postgres@127.0.0.1:5432/postgres"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgres://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -2,3 +2,16 @@
 
 RICH_HTML = "<p>Hello <b>{n}</b> ☃</p>"
 RICH_PDF = bytes(range(256)) * 40
+
+# A mail that exercises what post_office and SMTP tend to mangle.
+CONTENT_SUBJECT = "Grüße ✉ 你好 {n}"
+CONTENT_FROM = "Zoë Ünïcode <zoe@example.com>"
+CONTENT_TO = "Jörg Müller <jorg{n}@exämple.com>"
+CONTENT_HTML = '<p>Logo: <img src="cid:logo@example.com"></p>'
+CONTENT_ATTACHMENTS = [
+    ("report.pdf", b"%PDF-1.7\n\x00\x01\xfe\xff" + bytes(range(256)), "application/pdf"),
+    ("data.csv", "naïve,café,€\r\n1,2,3\r\n", "text/csv"),
+    ("archive.zip", b"PK\x03\x04" + bytes(reversed(range(256))) * 8, "application/zip"),
+]
+LOGO_PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4
+LOGO_CID = "<logo@example.com>"

@@ -2,6 +2,8 @@
 
 import logging
 import time
+from email import encoders
+from email.message import Message
 from itertools import batched, groupby
 
 from django.conf import settings
@@ -66,5 +68,10 @@ def task_message(email):
         logger.exception("Cannot build mail %s", email.pk)
         status.mark_attempt_failed(email.pk, error, celery_retries_left=False)
         return None
+    for part in message.attachments:
+        # post_office rebuilds parts that carry headers (inline images with a
+        # Content-ID) from raw bytes and no transfer encoding: SMTP would mangle them.
+        if isinstance(part, Message) and "Content-Transfer-Encoding" not in part:
+            encoders.encode_base64(part)
     message.email_id = email.pk
     return email_to_dict(message)

@@ -1,0 +1,258 @@
+"""Delivery under faults, on the machine's RabbitMQ and PostgreSQL with a real SMTP server.
+
+Outages are made by TCP proxies the test controls, never by stopping the
+shared services. Every scenario prints `lost=N duplicates=N` and its time.
+"""
+
+import os
+import signal
+import statistics
+import time
+from collections import Counter
+from datetime import datetime
+
+import pytest
+import samples
+from catcher import SmtpCatcher
+from conftest import bake, wait_for
+from tcp_proxy import TcpProxy
+
+# Fast retries, so that outages longer than the worker's retry window fit in a test.
+FAST_RETRIES = {"MAIL_MAX_RETRIES": "2", "MAIL_RETRY_INTERVAL": "1", "MAIL_SENDING_TIMEOUT": "5"}
+WORKER_CONCURRENCY = 16  # deploy/bin/worker's default
+
+
+class MailPath:
+    """A baked site on PostgreSQL and RabbitMQ, with proxies in front of the broker and the SMTP server."""
+
+    def __init__(self, site, smtp, smtp_proxy, broker_proxy):
+        self.site, self.smtp, self.smtp_proxy, self.broker_proxy = site, smtp, smtp_proxy, broker_proxy
+        self.started = time.monotonic()
+
+    def send(self, *args):
+        return self.site.script("send.py", *args)
+
+    def rows(self):
+        return self.site.script("report.py")
+
+    def statuses(self):
+        return self.site.statuses()
+
+    def wait_until_all(self, status, count, timeout=120):
+        return wait_for(lambda: self.statuses() == {status: count}, timeout, f"{count} mails {status}")
+
+    def tally(self, scenario, expected=None):
+        """Lost and duplicated mails: the site's rows (or `expected` Message-IDs) against what arrived."""
+        expected = expected if expected is not None else {row["message_id"] for row in self.rows()}
+        arrived = Counter(message["Message-ID"] for message in self.smtp.messages)
+        lost = len(expected - set(arrived))
+        duplicates = sum(count - 1 for count in arrived.values())
+        seconds = time.monotonic() - self.started
+        print(f"\n[{scenario}] mails={len(expected)} lost={lost} duplicates={duplicates} time={seconds:.1f}s")
+        return lost, duplicates
+
+
+@pytest.fixture
+def mail_path(tmp_path, rabbitmq, postgres, request):
+    smtp_delay = getattr(request, "param", 0.0)
+    site = bake(tmp_path)
+    with SmtpCatcher(delay=smtp_delay) as smtp, TcpProxy(smtp.controller.port) as smtp_proxy:
+        broker = rabbitmq.replace(":5672/", ":{port}/")
+        with TcpProxy(5672) as broker_proxy:
+            site.env = {
+                "DATABASE_URL": postgres,
+                "CELERY_BROKER_URL": broker.format(port=broker_proxy.port),
+                "EMAIL_URL": f"smtp://127.0.0.1:{smtp_proxy.port}",
+                **FAST_RETRIES,
+            }
+            site.manage("migrate", "--verbosity", "0")
+            yield MailPath(site, smtp, smtp_proxy, broker_proxy)
+            site.stop_all()
+
+
+def start_sweeper(path):
+    return path.site.start("deploy/bin/sweep", env={"SWEEP_INTERVAL": "1"}, log="sweeper.log")
+
+
+def test_status_is_truthful_and_an_smtp_outage_shorter_than_the_retry_window_loses_nothing(mail_path):
+    mail_path.site.start_worker()
+    start_sweeper(mail_path)
+    mail_path.smtp_proxy.cut()
+
+    mail_path.send("--plain", "50", "--rich", "50", "--rejected", "10")
+
+    rows = wait_for(
+        lambda: (rows := mail_path.rows()) and all(row["failed attempts"] >= 1 for row in rows) and rows,
+        60,
+        "a failed attempt on every mail",
+    )
+    assert {row["status"] for row in rows} <= {"requeued", "sending"}, (
+        "a mail says sent while the server is down"
+    )
+    mail_path.smtp_proxy.restore()
+
+    wait_for(lambda: mail_path.statuses() == {"sent": 100, "failed": 10}, 120, "100 sent and 10 refused")
+    refused = [row for row in mail_path.rows() if row["status"] == "failed"]
+    assert all("No such user here" in row["last error"] for row in refused)
+    sent = {row["message_id"] for row in mail_path.rows() if row["status"] == "sent"}
+    assert mail_path.tally("smtp outage < retry window", sent) == (0, 0)
+
+
+def test_an_smtp_outage_longer_than_the_retry_window_loses_nothing(mail_path):
+    mail_path.site.start_worker()
+    start_sweeper(mail_path)
+    mail_path.smtp_proxy.cut()
+
+    mail_path.send("--plain", "60")
+
+    # The worker tries each mail 1 + MAIL_MAX_RETRIES times; more attempts
+    # than that mean the sweeper gave it another round.
+    rounds = int(FAST_RETRIES["MAIL_MAX_RETRIES"]) + 1
+    wait_for(
+        lambda: all(row["failed attempts"] > rounds for row in mail_path.rows()),
+        120,
+        "every mail to be past the worker's retries",
+    )
+    assert "sent" not in mail_path.statuses()
+    mail_path.smtp_proxy.restore()
+
+    mail_path.wait_until_all("sent", 60)
+    assert mail_path.tally("smtp outage > retry window") == (0, 0)
+
+
+def test_a_mail_sent_while_the_broker_is_down_is_delivered_once_it_is_back(mail_path):
+    mail_path.site.start_worker()
+    start_sweeper(mail_path)
+    mail_path.broker_proxy.cut()
+
+    costs = mail_path.send("--plain", "100")
+
+    print(f"\n[broker refused] send_mail ms: max={max(costs):.1f} p50={statistics.median(costs):.2f}")
+    assert mail_path.statuses() == {"queued": 100}
+    mail_path.broker_proxy.restore()
+    mail_path.wait_until_all("sent", 100)
+    assert mail_path.tally("broker outage at send time") == (0, 0)
+
+
+def test_a_broker_that_does_not_answer_holds_a_request_for_a_bounded_time(mail_path):
+    mail_path.broker_proxy.hang()
+
+    costs = mail_path.send("--plain", "20")
+
+    print(f"\n[broker hanging] send_mail ms: max={max(costs):.1f} p50={statistics.median(costs):.2f}")
+    assert max(costs) < 10_000, "a request hung on an unresponsive broker"
+    assert mail_path.statuses() == {"queued": 20}
+
+
+@pytest.mark.parametrize("mail_path", [0.2], indirect=True)  # the server answers in 200 ms
+def test_a_worker_killed_mid_delivery_loses_nothing(mail_path):
+    worker = mail_path.site.start_worker()
+    start_sweeper(mail_path)
+    mail_path.send("--plain", "200")
+    wait_for(lambda: len(mail_path.smtp.messages) >= 40, 60, "40 mails delivered")
+
+    os.killpg(worker.pid, signal.SIGKILL)
+    in_flight = mail_path.statuses().get("sending", 0)
+    mail_path.site.start_worker(name="replacement")
+
+    mail_path.wait_until_all("sent", 200, timeout=180)
+    lost, duplicates = mail_path.tally(f"worker killed, {in_flight} mails in flight")
+    assert lost == 0
+    assert duplicates <= in_flight <= WORKER_CONCURRENCY
+
+
+def test_two_sweepers_on_two_hosts_hand_out_each_mail_once(mail_path):
+    """The site's sweeper takes no file lock: rows are claimed in the shared database."""
+    mail_path.broker_proxy.cut()
+    mail_path.send("--plain", "1000")  # left in the database for the sweepers
+    mail_path.broker_proxy.restore()
+    mail_path.site.start_worker(name="a")
+    mail_path.site.start_worker(name="b")
+
+    hosts = ("one", "two")
+    sweepers = [
+        mail_path.site.start("python", "manage.py", "send_queued_mail", log=f"{host}.log") for host in hosts
+    ]
+    for sweeper in sweepers:
+        sweeper.wait()
+
+    logs = [(mail_path.site.path / f"{host}.log").read_text() for host in hosts]
+    handed = [int(log.split("Handed ")[1].split()[0]) for log in logs]
+    print(f"\n[two sweepers] handed out {handed}")
+    assert sum(handed) == 1000
+    mail_path.wait_until_all("sent", 1000)
+    assert mail_path.tally("two sweepers, two workers") == (0, 0)
+
+
+def test_only_mail_from_committed_transactions_is_delivered(mail_path):
+    mail_path.site.start_worker()
+
+    mail_path.send("--plain", "30", "--rolled-back", "30")
+
+    mail_path.wait_until_all("sent", 30)
+    subjects = [message["Subject"] for message in mail_path.smtp.messages]
+    assert not [subject for subject in subjects if subject.startswith("rolled back")]
+    assert mail_path.tally("transactions") == (0, 0)
+
+
+def test_attachments_inline_images_and_non_ascii_text_arrive_intact(mail_path):
+    mail_path.site.start_worker()
+
+    mail_path.send("--content", "30")
+
+    mail_path.wait_until_all("sent", 30)
+    assert mail_path.tally("content") == (0, 0)
+    for message in mail_path.smtp.messages:
+        n = int(message["Subject"].rsplit(" ", 1)[1])
+        assert message["Subject"] == samples.CONTENT_SUBJECT.format(n=n)
+        assert str(message["From"]) == samples.CONTENT_FROM
+        assert message["To"].addresses[0].display_name == "Jörg Müller"
+        assert message["To"].addresses[0].domain == "xn--exmple-cua.com"
+        assert message.get_body(("html",)).get_content().rstrip("\r\n") == samples.CONTENT_HTML
+        parts = {part.get_filename(): part for part in message.walk() if part.get_filename()}
+        for name, content, mimetype in samples.CONTENT_ATTACHMENTS:
+            assert parts[name].get_content_type() == mimetype
+            received = parts[name].get_content()
+            assert received == content or received.replace("\r\n", "\n") == content.replace("\r\n", "\n")
+        logo = parts["logo.png"]
+        assert (logo["Content-ID"], logo.get_content_type()) == (samples.LOGO_CID, "image/png")
+        assert logo.get_content() == samples.LOGO_PNG
+
+
+def test_a_scheduled_mail_is_not_delivered_before_its_time(mail_path):
+    mail_path.site.start_worker()
+    start_sweeper(mail_path)
+
+    mail_path.send("--plain", "30", "--scheduled-in", "4")
+
+    mail_path.wait_until_all("sent", 30, timeout=60)
+    scheduled = min(datetime.fromisoformat(row["scheduled"]).timestamp() for row in mail_path.rows())
+    assert min(mail_path.smtp.arrived_at) >= scheduled
+    assert mail_path.tally("scheduled") == (0, 0)
+
+
+def test_an_expired_mail_is_failed_and_never_delivered(mail_path):
+    mail_path.send("--plain", "20", "--expires-in", "1")  # no worker yet: the tasks wait in RabbitMQ
+    wait_for(lambda: all(row["expired"] for row in mail_path.rows()), 10, "the mails to expire")
+    mail_path.site.start_worker()
+    start_sweeper(mail_path)
+
+    mail_path.wait_until_all("failed", 20, timeout=60)
+    assert mail_path.smtp.messages == []
+    assert all("expired" in row["last error"] for row in mail_path.rows())
+    print("\n[expired] mails=20 delivered=0")
+
+
+def test_under_a_backlog_high_priority_goes_before_low(mail_path):
+    mail_path.send("--plain", "100", "--priority", "low", "--tag", " low")
+    mail_path.send("--plain", "20", "--priority", "high", "--tag", " high")
+
+    mail_path.site.start_worker(env={"WORKER_CONCURRENCY": "1"})
+
+    mail_path.wait_until_all("sent", 120)
+    order = [message["Subject"].endswith("high") for message in mail_path.smtp.messages]
+    last_high = max(index for index, high in enumerate(order) if high)
+    print(f"\n[priority] the last high-priority mail arrived {last_high + 1}th of 120")
+    # The worker may already hold one low mail when it starts; every high one goes next.
+    assert last_high < 21 + 1
+    assert mail_path.tally("priority") == (0, 0)
