@@ -8,12 +8,15 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3 $$(ls -d $$(pyenv root 
 
 .PHONY: install demo test lint
 
-# requirements.txt includes the baked site's requirements; pip skips what is installed.
+# The template's tools, then every requirement a baked site can have; pip
+# skips what is already installed.
 install:
 	@test -x $(BIN)/python || test -n "$(PYTHON)" || { echo "No Python >= 3.12 found: install one, or run make PYTHON=/path/to/python3.12" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/python scripts/site_requirements.py $(VENV)/site-requirements.txt
+	$(BIN)/pip install --quiet -r $(VENV)/site-requirements.txt
 
 # Bakes a site into build/demo, sends sample mails through it and shows where
 # each one landed. Set CELERY_BROKER_URL to use a real broker.

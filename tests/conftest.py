@@ -1,6 +1,5 @@
 """Baking sites and running them: every baked site runs with this virtualenv."""
 
-import itertools
 import json
 import os
 import signal
@@ -14,18 +13,11 @@ from pathlib import Path
 import psycopg
 import pytest
 from catcher import SmtpCatcher
+from choices import TEMPLATE
 from cookiecutter.main import cookiecutter
 
-TEMPLATE = Path(__file__).resolve().parents[1]
 SCRIPTS = TEMPLATE / "scripts" / "site"
 BIN = Path(sys.executable).parent
-
-CHOICES = {
-    name: values
-    for name, values in json.loads((TEMPLATE / "cookiecutter.json").read_text()).items()
-    if isinstance(values, list)
-}
-COMBINATIONS = [dict(zip(CHOICES, values, strict=True)) for values in itertools.product(*CHOICES.values())]
 
 
 def bake(output_dir, **answers):

@@ -5,7 +5,8 @@ import secrets
 import sys
 
 import pytest
-from conftest import COMBINATIONS, bake
+from choices import COMBINATIONS
+from conftest import bake
 
 LEFTOVER = re.compile(r"\{\{ *cookiecutter|\{%-? *(if|for|raw|endraw|endif)\b|cookiecutter\.")
 

@@ -1,7 +1,7 @@
 """Send mails through the site's own code; print the web-side cost of each send in ms, as JSON.
 
 Django's API:      --plain N  --rich N (HTML + PDF)  --content N (see samples.py)
-                   --rejected N (to addresses the test SMTP server refuses)
+                   --rejected N, --flaky N (to addresses test servers refuse for good, or once)
 post_office's API: --priority low|medium|high  --scheduled-in S  --expires-in S  (with --plain)
 Transactions:      --rolled-back N  (sent inside transactions that roll back)
 """
@@ -24,6 +24,7 @@ parser.add_argument("--plain", type=int, default=0)
 parser.add_argument("--rich", type=int, default=0)
 parser.add_argument("--content", type=int, default=0)
 parser.add_argument("--rejected", type=int, default=0)
+parser.add_argument("--flaky", type=int, default=0)
 parser.add_argument("--rolled-back", type=int, default=0)
 parser.add_argument("--priority")
 parser.add_argument("--scheduled-in", type=float)
@@ -77,6 +78,10 @@ def rejected(n):
     send_mail(f"rejected {n}{args.tag}", "Refused", None, [f"reject{n}@example.com"])
 
 
+def flaky(n):
+    send_mail(f"flaky {n}{args.tag}", "Refused once", None, [f"flaky{n}@example.com"])
+
+
 def rolled_back(n):
     try:
         with transaction.atomic():
@@ -92,6 +97,7 @@ for send, count in (
     (rich, args.rich),
     (content, args.content),
     (rejected, args.rejected),
+    (flaky, args.flaky),
     (rolled_back, args.rolled_back),
 ):
     for n in range(count):

@@ -118,18 +118,22 @@ LOGGING = {
 # --- Mail -------------------------------------------------------------------
 # send_mail() writes a post_office Email row and returns. The row is handed to
 # a Celery worker through django-celery-email's task; in the worker the
-# "deliver" mailer sends it through "smtp" and writes the outcome on the row.
+# "deliver" mailer sends it through "{{ cookiecutter.email_service }}" and writes the outcome on the row.
 # See {{ cookiecutter.project_slug }}/delivery/ and the README's "What the status column means".
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="{{ cookiecutter.default_from_email }}")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+{%- if cookiecutter.email_service == "smtp" %}
 
 SMTP = env.email_url("EMAIL_URL", default="smtp://localhost:1025")
+{%- endif %}
+
 MAILERS = {
     "default": {"BACKEND": "{{ cookiecutter.project_slug }}.delivery.backends.QueueBackend"},
     "deliver": {
         "BACKEND": "{{ cookiecutter.project_slug }}.delivery.backends.ReportingBackend",
-        "OPTIONS": {"using": "smtp"},
+        "OPTIONS": {"using": "{{ cookiecutter.email_service }}"},
     },
+{%- if cookiecutter.email_service == "smtp" %}
     "smtp": {
         "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
         "OPTIONS": {
@@ -142,6 +146,56 @@ MAILERS = {
             "timeout": 20,
         },
     },
+{%- elif cookiecutter.email_service == "amazon_ses" %}
+    # https://anymail.dev/en/stable/esps/amazon_ses/ ; boto3 reads
+    # AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from the environment.
+    "amazon_ses": {
+        "BACKEND": "anymail.backends.amazon_ses.EmailBackend",
+        "OPTIONS": {
+            "client_params": {
+                "region_name": env("AWS_REGION", default="us-east-1"),
+                "endpoint_url": env("AWS_SES_ENDPOINT_URL", default=None),
+            },
+        },
+    },
+{%- elif cookiecutter.email_service == "brevo" %}
+    # https://anymail.dev/en/stable/esps/brevo/
+    "brevo": {
+        "BACKEND": "anymail.backends.brevo.EmailBackend",
+        "OPTIONS": {
+            "api_key": env("BREVO_API_KEY"),
+            "api_url": env("BREVO_API_URL", default="https://api.brevo.com/v3/"),
+        },
+    },
+{%- elif cookiecutter.email_service == "mailgun" %}
+    # https://anymail.dev/en/stable/esps/mailgun/
+    "mailgun": {
+        "BACKEND": "anymail.backends.mailgun.EmailBackend",
+        "OPTIONS": {
+            "api_key": env("MAILGUN_API_KEY"),
+            "sender_domain": env("MAILGUN_SENDER_DOMAIN", default="{{ cookiecutter.domain_name }}"),
+            "api_url": env("MAILGUN_API_URL", default="https://api.mailgun.net/v3"),
+        },
+    },
+{%- elif cookiecutter.email_service == "postmark" %}
+    # https://anymail.dev/en/stable/esps/postmark/
+    "postmark": {
+        "BACKEND": "anymail.backends.postmark.EmailBackend",
+        "OPTIONS": {
+            "server_token": env("POSTMARK_SERVER_TOKEN"),
+            "api_url": env("POSTMARK_API_URL", default="https://api.postmarkapp.com/"),
+        },
+    },
+{%- elif cookiecutter.email_service == "sendgrid" %}
+    # https://anymail.dev/en/stable/esps/sendgrid/
+    "sendgrid": {
+        "BACKEND": "anymail.backends.sendgrid.EmailBackend",
+        "OPTIONS": {
+            "api_key": env("SENDGRID_API_KEY"),
+            "api_url": env("SENDGRID_API_URL", default="https://api.sendgrid.com/v3/"),
+        },
+    },
+{%- endif %}
 }
 
 MAIL_MAX_RETRIES = env.int("MAIL_MAX_RETRIES", default=3)
@@ -161,7 +215,7 @@ POST_OFFICE = {
     "DEFAULT_PRIORITY": "medium",
     # Used by post_office itself for priority="now" and the admin's "resend":
     # synchronous delivery in that request.
-    "DEFAULT_MAILER": "smtp",
+    "DEFAULT_MAILER": "{{ cookiecutter.email_service }}",
     "MESSAGE_ID_ENABLED": True,
     "MESSAGE_ID_FQDN": "{{ cookiecutter.domain_name }}",
     "MAX_RETRIES": MAIL_MAX_RETRIES,

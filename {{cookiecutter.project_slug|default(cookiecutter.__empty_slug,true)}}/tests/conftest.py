@@ -15,10 +15,11 @@ def in_memory_broker():
 @pytest.fixture(autouse=True)
 def mail_path(settings, monkeypatch):
     """The site's own mail path, with Celery tasks run in place and a
-    scripted in-memory mail server instead of SMTP."""
+    scripted in-memory mail server instead of the real one."""
+    transport = site_settings.MAILERS["deliver"]["OPTIONS"]["using"]
     settings.MAILERS = {
         **site_settings.MAILERS,
-        "smtp": {"BACKEND": "tests.scripted_server.ScriptedServer"},
+        transport: {"BACKEND": "tests.scripted_server.ScriptedServer"},
     }
     monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
     monkeypatch.setattr("{{ cookiecutter.project_slug }}.delivery.handoff._broker_paused_until", 0.0)

@@ -12,7 +12,8 @@ number_of_retries counts the failed attempts; each one leaves a Log row.
 import smtplib
 from datetime import timedelta
 
-from django.conf import settings
+{% if cookiecutter.email_service != "smtp" %}from anymail.exceptions import AnymailAPIError
+{% endif %}from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
@@ -81,6 +82,17 @@ def mark_attempt_failed(email_id, error, celery_retries_left):
 
 def is_permanent(error):
     """True when sending the same message again cannot succeed."""
+{%- if cookiecutter.email_service != "smtp" %}
+    if isinstance(error, AnymailAPIError):
+        # The service's API refused the request (4xx, but not 429 "slow down").
+        # Without an answer at all (a network failure) it is worth another try.
+{%- if cookiecutter.email_service == "amazon_ses" %}
+        status = (error.response or {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+{%- else %}
+        status = error.status_code
+{%- endif %}
+        return status is not None and 400 <= status < 500 and status != 429
+{%- endif %}
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         return all(code >= 500 for code, _ in error.recipients.values())
     if isinstance(error, smtplib.SMTPResponseException):

@@ -1,0 +1,89 @@
+"""An HTTP server standing in for an email service's API, as django-anymail's backends call it."""
+
+import base64
+import json
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote_plus
+
+# What each service answers to a message it accepts: (HTTP status, JSON body or None).
+ACCEPTED = {
+    "amazon_ses": lambda request: (200, {"MessageId": str(uuid.uuid4())}),
+    "brevo": lambda request: (201, {"messageId": f"<{uuid.uuid4()}@smtp-relay.brevo.com>"}),
+    "mailgun": lambda request: (200, {"id": f"<{uuid.uuid4()}@mg.example.com>", "message": "Queued."}),
+    "postmark": lambda request: (
+        200,
+        {"To": json.loads(request)["To"], "MessageID": str(uuid.uuid4()), "ErrorCode": 0, "Message": "OK"},
+    ),
+    "sendgrid": lambda request: (202, None),
+}
+REFUSED = {"__type": "MessageRejected", "message": "Email address is not verified", "ErrorCode": 300}
+
+
+class FakeEmailApi:
+    """Accepts every message like `service` does, except: a message to an address
+    starting with "reject" is refused (400), and the first one to an address
+    starting with "flaky" gets 503 Service Unavailable."""
+
+    def __init__(self, service):
+        self.service = service
+        self.requests = []  # the text of every request, raw MIME decoded
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+    def __enter__(self):
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def answer(self, body, content_type):
+        text = readable(body, content_type)
+        with self.lock:
+            first_flaky = "flaky" in text and not any("flaky" in seen for seen in self.requests)
+            self.requests.append(text)
+        if "reject" in text:
+            return 400, REFUSED
+        if first_flaky:
+            return 503, {"message": "Service Unavailable"}
+        return ACCEPTED[self.service](body)
+
+    def _handler(self):
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                status, reply = api.answer(body, self.headers["Content-Type"])
+                payload = json.dumps(reply).encode() if reply is not None else b""
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                if status == 400:
+                    self.send_header("x-amzn-ErrorType", REFUSED["__type"])
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        return Handler
+
+
+def readable(body, content_type):
+    """The request as text: a form (Mailgun) or a raw MIME message (Amazon SES) decoded."""
+    text = body.decode("utf-8", "replace")
+    if content_type == "application/x-www-form-urlencoded":
+        return unquote_plus(text)
+    try:
+        raw = json.loads(text)["Content"]["Raw"]["Data"]
+    except (ValueError, KeyError, TypeError):
+        return text
+    return text + base64.b64decode(raw).decode("utf-8", "replace")
