@@ -17,7 +17,27 @@ from choices import TEMPLATE
 from cookiecutter.main import cookiecutter
 
 SCRIPTS = TEMPLATE / "scripts" / "site"
+FIGURES = TEMPLATE / "build" / "test-figures.txt"
 BIN = Path(sys.executable).parent
+
+
+def report(line):
+    """Print a measured figure at the end of the test run (from any xdist worker)."""
+    with FIGURES.open("a") as figures:
+        figures.write(line + "\n")
+
+
+def pytest_sessionstart(session):
+    if not hasattr(session.config, "workerinput"):  # the controller, not an xdist worker
+        FIGURES.parent.mkdir(exist_ok=True)
+        FIGURES.write_text("")
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES.exists() and (lines := FIGURES.read_text().splitlines()):
+        terminalreporter.section("measured")
+        for line in sorted(lines):
+            terminalreporter.write_line(line)
 
 
 def bake(output_dir, **answers):

@@ -14,7 +14,7 @@ from datetime import datetime
 import pytest
 import samples
 from catcher import SmtpCatcher
-from conftest import bake, wait_for
+from conftest import bake, report, wait_for
 from tcp_proxy import TcpProxy
 
 # Fast retries, so that outages longer than the worker's retry window fit in a test.
@@ -48,7 +48,7 @@ class MailPath:
         lost = len(expected - set(arrived))
         duplicates = sum(count - 1 for count in arrived.values())
         seconds = time.monotonic() - self.started
-        print(f"\n[{scenario}] mails={len(expected)} lost={lost} duplicates={duplicates} time={seconds:.1f}s")
+        report(f"[{scenario}] mails={len(expected)} lost={lost} duplicates={duplicates} time={seconds:.1f}s")
         return lost, duplicates
 
 
@@ -127,7 +127,7 @@ def test_a_mail_sent_while_the_broker_is_down_is_delivered_once_it_is_back(mail_
 
     costs = mail_path.send("--plain", "100")
 
-    print(f"\n[broker refused] send_mail ms: max={max(costs):.1f} p50={statistics.median(costs):.2f}")
+    report(f"[broker refused] send_mail ms: max={max(costs):.1f} p50={statistics.median(costs):.2f}")
     assert mail_path.statuses() == {"queued": 100}
     mail_path.broker_proxy.restore()
     mail_path.wait_until_all("sent", 100)
@@ -139,7 +139,7 @@ def test_a_broker_that_does_not_answer_holds_a_request_for_a_bounded_time(mail_p
 
     costs = mail_path.send("--plain", "20")
 
-    print(f"\n[broker hanging] send_mail ms: max={max(costs):.1f} p50={statistics.median(costs):.2f}")
+    report(f"[broker hanging] send_mail ms: max={max(costs):.1f} p50={statistics.median(costs):.2f}")
     assert max(costs) < 10_000, "a request hung on an unresponsive broker"
     assert mail_path.statuses() == {"queued": 20}
 
@@ -178,7 +178,7 @@ def test_two_sweepers_on_two_hosts_hand_out_each_mail_once(mail_path):
 
     logs = [(mail_path.site.path / f"{host}.log").read_text() for host in hosts]
     handed = [int(log.split("Handed ")[1].split()[0]) for log in logs]
-    print(f"\n[two sweepers] handed out {handed}")
+    report(f"[two sweepers] handed out {handed}")
     assert sum(handed) == 1000
     mail_path.wait_until_all("sent", 1000)
     assert mail_path.tally("two sweepers, two workers") == (0, 0)
@@ -240,7 +240,7 @@ def test_an_expired_mail_is_failed_and_never_delivered(mail_path):
     mail_path.wait_until_all("failed", 20, timeout=60)
     assert mail_path.smtp.messages == []
     assert all("expired" in row["last error"] for row in mail_path.rows())
-    print("\n[expired] mails=20 delivered=0")
+    report("[expired] mails=20 delivered=0")
 
 
 def test_under_a_backlog_high_priority_goes_before_low(mail_path):
@@ -252,7 +252,7 @@ def test_under_a_backlog_high_priority_goes_before_low(mail_path):
     mail_path.wait_until_all("sent", 120)
     order = [message["Subject"].endswith("high") for message in mail_path.smtp.messages]
     last_high = max(index for index, high in enumerate(order) if high)
-    print(f"\n[priority] the last high-priority mail arrived {last_high + 1}th of 120")
+    report(f"[priority] the last high-priority mail arrived {last_high + 1}th of 120")
     # The worker may already hold one low mail when it starts; every high one goes next.
     assert last_high < 21 + 1
     assert mail_path.tally("priority") == (0, 0)
