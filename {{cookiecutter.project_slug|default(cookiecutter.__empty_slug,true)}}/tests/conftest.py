@@ -1,9 +1,19 @@
 import pytest
+from django.conf import settings
 from django.core import mail
 
+from {{ cookiecutter.project_slug }}.delivery.handoff import hand_off_due
 from config import celery_app
 from config import settings as site_settings
 from tests.scripted_server import ScriptedServer
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(tmp_path_factory):
+    """A test database in a file, so the hand-off thread's own connection works as in the site."""
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        database["TEST"]["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -13,7 +23,7 @@ def in_memory_broker():
 
 
 @pytest.fixture(autouse=True)
-def mail_path(settings, monkeypatch):
+def mail_path(settings, monkeypatch, request):
     """The site's own mail path, with Celery tasks run in place and a
     scripted in-memory mail server instead of the real one."""
     transport = site_settings.MAILERS["deliver"]["OPTIONS"]["using"]
@@ -22,6 +32,9 @@ def mail_path(settings, monkeypatch):
         transport: {"BACKEND": "tests.scripted_server.ScriptedServer"},
     }
     monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
+    if not request.node.get_closest_marker("background_handoff"):
+        # Hand off in the test's own thread, which sees the test's transaction.
+        monkeypatch.setattr("{{ cookiecutter.project_slug }}.delivery.publisher._submit", hand_off_due)
     monkeypatch.setattr("{{ cookiecutter.project_slug }}.delivery.handoff._broker_paused_until", 0.0)
     mail.outbox = []
     yield

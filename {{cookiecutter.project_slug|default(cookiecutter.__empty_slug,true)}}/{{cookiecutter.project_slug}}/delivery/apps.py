@@ -8,6 +8,6 @@ class DeliveryConfig(AppConfig):
     def ready(self):
         from post_office.signals import email_queued
 
-        from .handoff import hand_off_after_commit
+        from .publisher import hand_off_after_commit
 
         email_queued.connect(hand_off_after_commit, dispatch_uid="hand_off_after_commit")

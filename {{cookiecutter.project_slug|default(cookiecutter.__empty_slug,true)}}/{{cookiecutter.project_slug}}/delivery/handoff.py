@@ -7,7 +7,6 @@ from email.message import Message
 from itertools import batched, groupby
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 from djcelery_email.tasks import send_emails
 from djcelery_email.utils import email_to_dict
@@ -22,17 +21,13 @@ BROKER_PAUSE_SECONDS = 10
 _broker_paused_until = 0.0
 
 
-def hand_off_after_commit(sender, emails, **kwargs):
-    """post_office queued these mails: hand the due ones out once they are committed."""
-    transaction.on_commit(lambda: hand_off_due(emails))
-
-
 def hand_off_due(emails):
+    """Hand out the mails whose time has come; note the hand-off, or leave them for the sweeper."""
     now = timezone.now()
     due = [email for email in emails if email.scheduled_time is None or email.scheduled_time <= now]
     left = hand_off(due)
-    if left:
-        status.leave_for_sweeper(left)
+    status.mark_handed_off([email for email in due if email not in left])
+    status.leave_for_sweeper(left)
 
 
 def hand_off(emails):

@@ -25,6 +25,11 @@ PENDING = (STATUS.queued, STATUS.requeued)
 # Between a failed attempt and its Celery retry the sweeper keeps its hands
 # off the mail for this much longer than the retry interval.
 RETRY_GRACE = timedelta(minutes=1)
+# A queued mail whose row was not touched since it was written (last_updated
+# within UNTOUCHED of created) was never handed off; after this long the
+# sweeper does it.
+UNTOUCHED = timedelta(seconds=1)
+NEVER_HANDED_OFF_AFTER = timedelta(minutes=1)
 
 
 def not_expired(now):
@@ -103,14 +108,22 @@ def is_permanent(error):
 def claim_due(limit):
     """Take up to `limit` mails that are due for a hand-off to the workers.
 
-    Due: the scheduled time has come and nothing happened to the mail since,
-    or nothing happened to it for MAIL_HANDOFF_TIMEOUT (its task was lost).
+    Due: the scheduled time has come and nothing happened to the mail since;
+    or it was never handed off (the process that sent it died first); or
+    nothing happened to it for MAIL_HANDOFF_TIMEOUT (its task was lost).
     Rows locked by another sweeper are skipped, so sweepers on several hosts
     share the backlog instead of handing out the same mail twice.
     """
     now = timezone.now()
-    due = Q(scheduled_time__lte=now, scheduled_time__gte=F("last_updated")) | Q(
-        last_updated__lt=now - settings.MAIL_HANDOFF_TIMEOUT
+    never_handed_off = Q(
+        scheduled_time=None,
+        last_updated__lt=F("created") + UNTOUCHED,
+        created__lt=now - NEVER_HANDED_OFF_AFTER,
+    )
+    due = (
+        Q(scheduled_time__lte=now, scheduled_time__gte=F("last_updated"))
+        | never_handed_off
+        | Q(last_updated__lt=now - settings.MAIL_HANDOFF_TIMEOUT)
     )
     with transaction.atomic():
         emails = list(
@@ -126,10 +139,18 @@ def claim_due(limit):
     return emails
 
 
+def mark_handed_off(emails):
+    """Note the hand-off on mails still waiting for a worker (see claim_due)."""
+    if emails:
+        handed_off = Email.objects.filter(pk__in=[email.pk for email in emails], status__in=PENDING)
+        handed_off.update(last_updated=timezone.now())
+
+
 def leave_for_sweeper(emails):
     """Make mails that could not be handed off due at the sweeper's next run."""
-    ids = [email.pk for email in emails]
-    Email.objects.filter(pk__in=ids, status__in=PENDING).update(scheduled_time=timezone.now())
+    if emails:
+        left = Email.objects.filter(pk__in=[email.pk for email in emails], status__in=PENDING)
+        left.update(scheduled_time=timezone.now())
 
 
 def rescue_interrupted():
