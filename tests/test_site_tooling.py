@@ -52,3 +52,23 @@ def test_a_fresh_bake_passes_its_own_pre_commit_hooks(tmp_path):
 
     assert result.returncode == 0, result.stdout
     assert result.stdout.count("Passed") == len(hooks), result.stdout
+
+
+def test_the_ci_workflow_is_valid_and_makes_its_own_secret_key(tmp_path):
+    site = bake(tmp_path)
+    workflow = site.path / ".github" / "workflows" / "ci.yml"
+
+    site.run(BIN / "check-jsonschema", "--builtin-schema", "vendor.github-workflows", workflow)
+
+    text = workflow.read_text()
+    assert "${{ github.workflow }}-${{ github.ref }}" in text, "GitHub's expressions were rendered away"
+    job = yaml.safe_load(text)["jobs"]["test"]
+    images = {name: service["image"] for name, service in job["services"].items()}
+    assert images == {"postgres": "postgres:17.6", "rabbitmq": "rabbitmq:4.3-management"}
+    assert all("--health-cmd" in service["options"] for service in job["services"].values())
+    [python] = [step["with"] for step in job["steps"] if "setup-python" in step.get("uses", "")]
+    assert python["python-version"] == "3.13"
+    script = "\n".join(step.get("run", "") for step in job["steps"])
+    for command in ("ruff check", "check --deploy --fail-level WARNING", "pytest", "send_test_mail"):
+        assert command in script
+    assert 'echo "DJANGO_SECRET_KEY=$key" >> "$GITHUB_ENV"' in script
