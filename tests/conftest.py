@@ -104,13 +104,17 @@ class Site:
         self.processes.append(process)
         return process
 
+    def stop(self, process):
+        """Kill a process started with `start`, as a crash or `kill -9` would."""
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        process.log.close()
+        self.processes.remove(process)
+
     def stop_all(self):
-        for process in self.processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-            process.log.close()
-        self.processes.clear()
+        for process in list(self.processes):
+            self.stop(process)
 
     def statuses(self, env=None):
         return self.script("statuses.py", env=env)

@@ -18,8 +18,15 @@ def django_db_modify_db_settings(tmp_path_factory):
 
 @pytest.fixture(autouse=True, scope="session")
 def in_memory_broker():
-    """Nothing a test publishes reaches the broker a worker of this machine reads."""
-    celery_app.conf.update(broker_url="memory://", broker_transport_options={})
+    """Nothing a test publishes reaches the broker a worker of this machine reads.
+
+    Celery prefers CELERY_BROKER_URL from the environment (or from .env, which
+    fills the environment in) to its settings, so that goes for the tests' run.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("CELERY_BROKER_URL", raising=False)
+        celery_app.conf.update(broker_url="memory://", broker_transport_options={})
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -54,3 +61,9 @@ def uncollected_static_files(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture(autouse=True)
+def plain_http(settings):
+    """The test client speaks plain HTTP, in production settings too (as in CI, without .env)."""
+    settings.SECURE_SSL_REDIRECT = False

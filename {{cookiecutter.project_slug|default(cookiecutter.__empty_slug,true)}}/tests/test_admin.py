@@ -24,3 +24,15 @@ def test_the_mail_list_says_where_each_mail_stands(admin_client):
 
     assert "queued" in page
     assert "retrying: 2 failed attempts, next at" in page
+
+
+def test_the_mail_list_counts_the_mails_in_each_status(admin_client):
+    statuses = [STATUS.sent] * 3 + [STATUS.queued] * 2 + [None, STATUS.requeued]
+    Email.objects.bulk_create(
+        Email(from_email="site@example.com", to=["ada@example.com"], status=status)
+        for status in statuses
+    )
+
+    page = admin_client.get("/admin/post_office/email/").content.decode()
+
+    assert "sent 3 · queued 2 · sending 1 · retrying 1 · failed 0" in page
