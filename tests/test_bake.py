@@ -13,6 +13,8 @@ LEFTOVER = re.compile(r"\{\{ *cookiecutter|\{%-? *(if|for|raw|endraw|endif)\b|co
 EVERY_BAKE_HAS = [
     ".env",
     ".env.example",
+    ".github/workflows/ci.yml",
+    ".pre-commit-config.yaml",
     ".gitignore",
     "Dockerfile",
     "Makefile",
@@ -23,6 +25,9 @@ EVERY_BAKE_HAS = [
     "config/urls.py",
     "config/wsgi.py",
     "config/asgi.py",
+    "config/health.py",
+    "acme_mail/delivery/management/commands/send_queued_mail.py",
+    "acme_mail/delivery/management/commands/send_test_mail.py",
     "deploy/cron/acme_mail",
     "deploy/supervisor/acme_mail.conf",
     "manage.py",

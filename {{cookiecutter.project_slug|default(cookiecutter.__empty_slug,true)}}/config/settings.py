@@ -251,8 +251,8 @@ else:
     # A publish returns only once RabbitMQ has the message.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A web request waits at most this long (seconds) for an unreachable broker;
-# its mail stays queued in the database for the sweeper.
+# The hand-off thread waits at most this long (seconds) for a broker that does
+# not answer; the mail stays queued in the database for the sweeper.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0}
 CELERY_TASK_DEFAULT_QUEUE = "mail"
