@@ -8,6 +8,7 @@ SECRETS = {
     "DJANGO_SECRET_KEY": lambda: secrets.token_urlsafe(50),
     "RABBITMQ_PASSWORD": lambda: secrets.token_urlsafe(24),
     "POSTGRES_PASSWORD": lambda: secrets.token_urlsafe(24),
+    "FLOWER_PASSWORD": lambda: secrets.token_urlsafe(24),
 }
 
 

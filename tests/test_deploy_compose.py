@@ -1,0 +1,185 @@
+"""compose.yaml and compose.override.yaml of the baked site: valid for the Compose spec and
+for Docker Compose v2 itself, and saying what the README promises. There is no Docker
+engine here, so the files are read, not run; the commands they start are run for real."""
+
+import base64
+import configparser
+import json
+import os
+import shutil
+import signal
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from catcher import free_port
+from conftest import BIN, bake, service_answers, wait_for
+from deployment import COMPOSE, SITE_USER, env_file
+
+APP_SERVICES = {"migrate", "web", "worker", "sweeper", "flower"}
+
+
+def compose_config(site, *files, profile=None):
+    """The configuration Docker Compose would run, resolved from the files and .env."""
+    options = [option for file in files for option in ("--file", file)]
+    if profile:
+        options += ["--profile", profile]
+    result = site.run(COMPOSE, *options, "config", "--format", "json")
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def baked(tmp_path_factory):
+    """One default bake, which the tests read but do not change."""
+    return bake(tmp_path_factory.mktemp("compose"))
+
+
+def test_the_compose_files_are_valid_for_the_compose_spec_and_for_docker_compose(baked, tmp_path):
+    spec = [BIN / "check-jsonschema", "--builtin-schema", "vendor.compose-spec"]
+    baked.run(*spec, "compose.yaml", "compose.override.yaml")
+    for files in (["compose.yaml"], ["compose.yaml", "compose.override.yaml"]):
+        for profile in ([], ["--profile", "monitoring"]):
+            options = [option for file in files for option in ("--file", file)]
+            baked.run(COMPOSE, *options, *profile, "config", "--quiet")
+
+    # Both checks can fail: a misspelt key breaks the spec, a missing .env breaks Compose.
+    broken = tmp_path / "compose.yaml"
+    broken.write_text((baked.path / "compose.yaml").read_text().replace("healthcheck:", "healthchek:"))
+    assert baked.run(*spec, broken, check=False).returncode != 0
+    without_env = tmp_path / "without-env"
+    without_env.mkdir()
+    shutil.copy(baked.path / "compose.yaml", without_env)
+    config = baked.run(COMPOSE, "--file", without_env / "compose.yaml", "config", "--quiet", check=False)
+    assert config.returncode != 0
+
+
+def test_compose_runs_the_site_on_rabbitmq_and_postgresql_as_the_readme_says(baked):
+    production = compose_config(baked, "compose.yaml", profile="monitoring")
+    services = production["services"]
+    env = env_file(baked)
+
+    rabbitmq = services["rabbitmq"]
+    assert rabbitmq["image"].startswith("rabbitmq:4.") and rabbitmq["image"].endswith("-management")
+    assert rabbitmq["image"].count(".") == 1, "pin a minor version, such as rabbitmq:4.3-management"
+    assert rabbitmq["healthcheck"]["test"] == ["CMD", "rabbitmq-diagnostics", "-q", "ping"]
+    assert [volume["target"] for volume in rabbitmq["volumes"]] == ["/var/lib/rabbitmq"]
+    assert rabbitmq["hostname"], "RabbitMQ finds its data by host name"
+    assert rabbitmq["environment"]["RABBITMQ_DEFAULT_USER"] == env["RABBITMQ_USER"] == SITE_USER
+    assert rabbitmq["environment"]["RABBITMQ_DEFAULT_PASS"] == env["RABBITMQ_PASSWORD"]
+    assert "guest" not in json.dumps(production)
+    assert services["postgres"]["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL")
+
+    assert set(services) == {"rabbitmq", "postgres"} | APP_SERVICES
+    for name in APP_SERVICES:
+        service = services[name]
+        conditions = {dependency: value["condition"] for dependency, value in service["depends_on"].items()}
+        assert conditions.items() >= {"rabbitmq": "service_healthy", "postgres": "service_healthy"}.items()
+        volumes = [(volume["source"], volume["target"]) for volume in service["volumes"]]
+        assert volumes == [("media", service["environment"]["MEDIA_ROOT"])], name
+        assert service["environment"]["DJANGO_DEBUG"] == "false", name
+        assert service["environment"]["CELERY_BROKER_URL"].startswith(f"amqp://{SITE_USER}:")
+        assert service["environment"]["DATABASE_URL"].startswith(f"postgres://{SITE_USER}:")
+    for name in ("web", "worker", "sweeper"):
+        assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        assert services[name]["restart"] == "unless-stopped"
+    # Only web answers the image's HEALTHCHECK.
+    assert "healthcheck" not in services["web"]
+    assert all(services[name]["healthcheck"] == {"disable": True} for name in APP_SERVICES - {"web"})
+
+    published = [(name, port) for name, service in services.items() for port in service.get("ports", [])]
+    assert {(name, port["host_ip"], port["target"]) for name, port in published} == {
+        ("rabbitmq", "127.0.0.1", 15672),
+        ("web", "127.0.0.1", 8000),
+        ("flower", "127.0.0.1", 5555),
+    }
+
+
+def test_compose_starts_the_same_commands_as_supervisor(baked):
+    services = compose_config(baked, "compose.yaml")["services"]
+    supervisor = configparser.RawConfigParser()
+    supervisor.read(baked.path / "deploy" / "supervisor" / f"{SITE_USER}.conf")
+
+    for name in ("web", "worker"):
+        program = supervisor[f"program:{SITE_USER}-{name}"]
+        assert program["command"] == f"%(here)s/../bin/{name}"
+        assert services[name]["command"] == [f"deploy/bin/{name}"]
+        # docker stop waits as long as supervisorctl stop does.
+        grace = services[name]["stop_grace_period"]
+        assert seconds(grace) == int(program["stopwaitsecs"]), name
+    assert services["sweeper"]["command"] == ["deploy/bin/sweep"]
+    for command in ("web", "worker", "sweep"):
+        assert (baked.path / "deploy" / "bin" / command).stat().st_mode & 0o111
+
+
+def seconds(duration):
+    """Seconds in a Go duration as Compose prints it: 40s, 5m0s."""
+    minutes, _, rest = duration.rpartition("m")
+    return int(minutes or 0) * 60 + int(rest.rstrip("s") or 0)
+
+
+def test_mailpit_catches_the_mail_only_in_the_local_override(baked):
+    production = compose_config(baked, "compose.yaml")["services"]
+    local = compose_config(baked, "compose.yaml", "compose.override.yaml")["services"]
+
+    assert "mailpit" not in production
+    assert "mailpit" not in (baked.path / "compose.yaml").read_text()
+    assert local["mailpit"]["image"].startswith("axllent/mailpit:v")
+    assert [(port["host_ip"], port["target"]) for port in local["mailpit"]["ports"]] == [("127.0.0.1", 8025)]
+    for name in ("web", "worker"):
+        assert local[name]["environment"]["EMAIL_URL"] == "smtp://mailpit:1025"
+        assert production[name]["environment"]["EMAIL_URL"] == env_file(baked)["EMAIL_URL"]
+
+
+def test_flower_is_optional_and_asks_for_the_password_baked_into_env(baked, rabbitmq):
+    assert "flower" not in compose_config(baked, "compose.yaml")["services"]
+    flower = compose_config(baked, "compose.yaml", profile="monitoring")["services"]["flower"]
+    password = env_file(baked)["FLOWER_PASSWORD"]
+    assert flower["environment"]["FLOWER_BASIC_AUTH"] == f"flower:{password}"
+    assert len(password) >= 32
+    assert password != env_file(bake(baked.path.parent / "other"))["FLOWER_PASSWORD"]
+
+    # Flower's command from the compose file, with its password, on this machine.
+    port = free_port()
+    baked.start(
+        *flower["command"],
+        env={
+            "FLOWER_BASIC_AUTH": flower["environment"]["FLOWER_BASIC_AUTH"],
+            "FLOWER_ADDRESS": "127.0.0.1",
+            "FLOWER_PORT": str(port),
+            "CELERY_BROKER_URL": rabbitmq,
+        },
+        log="flower.log",
+    )
+    try:
+        wait_for(lambda: service_answers(port), 30, "Flower listening")
+        answers = [status(f"http://127.0.0.1:{port}/", password) for password in (None, "guess", password)]
+        assert answers == [401, 401, 200]
+    finally:
+        baked.stop_all()
+
+
+def status(url, password):
+    """The HTTP status of a GET, as user "flower" with `password` if it is not None."""
+    request = urllib.request.Request(url)
+    if password is not None:
+        token = base64.b64encode(f"flower:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_the_sweeper_stops_on_docker_stop_as_a_containers_first_process(site):
+    """docker stop sends TERM to the container's first process, which the kernel spares
+    unless the process handles TERM; `unshare --pid` makes deploy/bin/sweep that process here."""
+    sweeper = site.start("unshare", "--pid", "--fork", "--kill-child", "deploy/bin/sweep", log="sweep.log")
+    # The first round ends with cleanup_mail; then the sweeper sleeps for 60 s.
+    wait_for(lambda: "Deleted 0 mails" in (site.path / "sweep.log").read_text(), 60, "a sweep round")
+    [first_process] = Path(f"/proc/{sweeper.pid}/task/{sweeper.pid}/children").read_text().split()
+
+    os.kill(int(first_process), signal.SIGTERM)
+    wait_for(lambda: sweeper.poll() is not None, 10, "the sweeper to stop on TERM")
+    assert sweeper.returncode == 0
