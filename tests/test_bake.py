@@ -6,7 +6,8 @@ import sys
 
 import pytest
 from choices import COMBINATIONS
-from conftest import bake
+from conftest import BIN, bake
+from deployment import COMPOSE
 
 LEFTOVER = re.compile(r"\{\{ *cookiecutter|\{%-? *(if|for|raw|endraw|endif)\b|cookiecutter\.")
 
@@ -62,6 +63,12 @@ def test_a_bake_is_clean_safe_and_passes_its_own_tests(tmp_path, choices):
     site.manage("check", "--deploy", "--fail-level", "WARNING", env=production(site))
     site.manage("makemigrations", "--check", "--dry-run")
     site.run(sys.executable, "-m", "pytest", "-q", "-p", "no:randomly")
+    site.run(COMPOSE, "--file", "compose.yaml", "config", "--quiet")
+    site.run(COMPOSE, "config", "--quiet")  # with compose.override.yaml
+    schemas = {"vendor.compose-spec": ["compose.yaml", "compose.override.yaml"]}
+    schemas["vendor.github-workflows"] = [".github/workflows/ci.yml"]
+    for schema, files in schemas.items():
+        site.run(BIN / "check-jsonschema", "--builtin-schema", schema, *files)
 
 
 def test_a_default_bake_has_every_file(tmp_path):

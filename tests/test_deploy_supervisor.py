@@ -15,9 +15,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from catcher import free_port
+from catcher import SmtpCatcher, free_port
 from conftest import BIN, bake, service_answers, wait_for
-from deployment import SITE_USER, SlowSmtpCatcher, set_env_file
+from deployment import SITE_USER, set_env_file
 from supervisor.xmlrpc import SupervisorTransport
 
 pytest_plugins = ["deployed_site"]
@@ -170,7 +170,7 @@ def test_supervisord_runs_web_and_worker_as_the_site_user_and_restarts_a_killed_
 
 def test_stopping_the_worker_in_the_middle_of_a_batch_loses_no_mail(deployed_site, supervisord):
     site = deployed_site
-    with SlowSmtpCatcher(delay=0.2) as smtp_server:
+    with SmtpCatcher(delay=0.2) as smtp_server:
         set_env_file(site, EMAIL_URL=smtp_server.url)
         # Two tasks of 10 mails at a time: most of the batch waits in RabbitMQ.
         supervisor = supervisord(**{f"{SITE_USER.upper()}_USER": SITE_USER, "WORKER_CONCURRENCY": "2"})
