@@ -1,0 +1,83 @@
+"""An SMTP server that accepts every message after a set delay, in a process of its own.
+
+It keeps no messages, only how many it accepted and when it accepted the last
+one (time.monotonic(), which every process of the machine shares).
+"""
+
+import asyncio
+import multiprocessing
+import socket
+import time
+
+from aiosmtpd.smtp import SMTP
+
+# Its own interpreter: the sink must not share a GIL with whatever it measures.
+SPAWN = multiprocessing.get_context("spawn")
+
+
+class Sink:
+    def __init__(self, port, delay_ms):
+        self.port = port
+        self.delay_ms = delay_ms
+        self.accepted = SPAWN.Value("q", 0)
+        self.last_accepted = SPAWN.Value("d", 0.0)
+        self._ready = SPAWN.Event()
+        self._process = SPAWN.Process(
+            target=serve,
+            args=(port, delay_ms / 1000, self.accepted, self.last_accepted, self._ready),
+            daemon=True,
+        )
+
+    @property
+    def url(self):
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def reset(self):
+        with self.accepted.get_lock():
+            self.accepted.value = 0
+            self.last_accepted.value = 0.0
+
+    def __enter__(self):
+        self._process.start()
+        if not self._ready.wait(30):
+            raise RuntimeError(f"the SMTP sink on port {self.port} did not start")
+        return self
+
+    def __exit__(self, *exc):
+        self._process.terminate()
+        self._process.join()
+
+
+class Handler:
+    def __init__(self, delay, accepted, last_accepted):
+        self.delay = delay
+        self.accepted = accepted
+        self.last_accepted = last_accepted
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        with self.accepted.get_lock():
+            self.accepted.value += 1
+            self.last_accepted.value = time.monotonic()
+        return "250 Message accepted for delivery"
+
+
+def serve(port, delay, accepted, last_accepted, ready):
+    handler = Handler(delay, accepted, last_accepted)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: SMTP(handler, hostname="sink.bench"), "127.0.0.1", port, backlog=1024
+        )
+        ready.set()
+        await server.serve_forever()
+
+    asyncio.run(main())
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
