@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -32,6 +33,7 @@ import psycopg
 import report
 import scenarios
 from baked import TEMPLATE, BakedSite
+from floors import floors
 from procfs import MachineLoad
 from services import postgres_database, rabbitmq_vhost
 from sink import Sink, free_port
@@ -62,6 +64,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="small sizes, for a first look")
     parser.add_argument("--delays", default="0,50", help="SMTP server answer delays in ms (default 0,50)")
     args = parser.parse_args()
+    # Stopped with SIGTERM, still remove the virtual host and the database and stop the workers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))
     sizes = SIZES["quick" if args.quick else "default"]
     delays = [int(delay) for delay in args.delays.split(",")]
 
@@ -81,13 +85,14 @@ def main():
         results = {
             "machine": machine(postgres),
             "sizes": sizes,
+            "floors": [],
             "raw": [],
             "request": [],
             "end_to_end": [],
             "drain": [],
         }
         measure(results, site, sizes, delays, sinks, sqlite, postgres)
-    results["machine_busy"] = load.busy()
+    results["machine_busy"], results["waiting_for_cpu"] = load.busy(), load.waiting_for_cpu()
     results["seconds"] = time.monotonic() - started
     results["targets"] = report.targets(results)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -102,9 +107,12 @@ def measure(results, site, sizes, delays, sinks, sqlite, postgres):
     def step(kind, what, function, *args):
         print(f"{kind}: {what} ...", end=" ", flush=True)
         began = time.monotonic()
-        results[kind].append(function(*args))
+        found = function(*args)
+        results[kind] += found if isinstance(found, list) else [found]
         print(f"{time.monotonic() - began:.0f} s", flush=True)
 
+    what = "a bare commit on each database, a confirmed publish"
+    step("floors", what, floors, postgres, site.env["CELERY_BROKER_URL"], sizes["requests"])
     for delay in delays:
         # One connection to a slow server is slow by definition: fewer mails.
         one = sizes["raw"] if delay == 0 else max(20, 5000 // delay)

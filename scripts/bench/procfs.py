@@ -2,6 +2,7 @@
 
 import os
 import resource
+import time
 from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -47,10 +48,13 @@ def children_cpu_seconds():
 
 
 class MachineLoad:
-    """How busy the cores were between creation and busy(), as a share of their time."""
+    """How busy the cores were since creation, as a share of their time; and how much of
+    that time some process waited for a core (Linux's CPU pressure), when the kernel tells."""
 
     def __init__(self):
         self.start = self._read()
+        self.started = time.monotonic()
+        self.start_stalled = self._stalled()
 
     @staticmethod
     def _read():
@@ -58,6 +62,21 @@ class MachineLoad:
         idle = ticks[3] + ticks[4]
         return sum(ticks) - idle, sum(ticks)
 
+    @staticmethod
+    def _stalled():
+        """Microseconds during which some process waited for a core, or None."""
+        try:
+            some = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        except OSError:
+            return None
+        return int(some.rsplit("total=", 1)[1])
+
     def busy(self):
         busy, total = self._read()
         return (busy - self.start[0]) / max(1, total - self.start[1])
+
+    def waiting_for_cpu(self):
+        stalled = self._stalled()
+        if stalled is None or self.start_stalled is None:
+            return None
+        return (stalled - self.start_stalled) / 1e6 / max(1e-9, time.monotonic() - self.started)

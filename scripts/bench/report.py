@@ -90,7 +90,17 @@ def tables(results):
     out = [
         f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gb']:.0f} GB; "
         f"Python {machine['python']}, PostgreSQL {machine['postgresql']}, RabbitMQ {machine['rabbitmq']}",
-        f"Cores busy during the run: {results['machine_busy']:.0%} (other work on the machine included)",
+        f"During the run the cores were busy {results['machine_busy']:.0%} of the time, other work on the "
+        f"machine included; something waited for a core {share(results['waiting_for_cpu'])} of the time.",
+        "",
+        "What a durable write waits for on this machine, measured bare (ms)",
+        table(
+            ["operation", "times", "p50", "p99"],
+            [
+                [row["what"], row["count"], f"{row['p50_ms']:.2f}", f"{row['p99_ms']:.2f}"]
+                for row in results["floors"]
+            ],
+        ),
         "",
         "Raw SMTP capacity: smtplib straight to the SMTP server",
         table(
@@ -118,7 +128,8 @@ def tables(results):
             ],
         ),
         "",
-        "End to end on PostgreSQL: first send_mail() to the last mail accepted by the server",
+        "End to end on PostgreSQL: first send_mail() to the last mail accepted by the server; "
+        f"{senders(results)} processes call send_mail() at once, like the web server's workers",
         table(
             [
                 "variant",
@@ -126,10 +137,11 @@ def tables(results):
                 "mails",
                 "seconds",
                 "mails/s",
+                "sent by web/s",
                 "recorded sent",
                 "worker CPU ms/mail",
                 "worker RSS MB",
-                "busy",
+                "busy/wait",
             ],
             [
                 [
@@ -138,10 +150,11 @@ def tables(results):
                     row["mails"],
                     number(row["seconds"], "{:.1f}"),
                     number(row["rate"], "{:.0f}"),
+                    f"{row['send_rate']:.0f}",
                     row["recorded_sent"],
                     f"{row['worker_cpu_ms_per_mail']:.1f}",
                     f"{row['worker_peak_rss_mb']:.0f}",
-                    f"{row['machine_busy']:.0%}",
+                    f"{row['machine_busy']:.0%}/{share(row['waiting_for_cpu'])}",
                 ]
                 for row in results["end_to_end"]
             ],
@@ -159,7 +172,7 @@ def tables(results):
                 "sweeper RSS MB",
                 "worker RSS MB",
                 "worker CPU ms/mail",
-                "busy",
+                "busy/wait",
             ],
             [
                 [
@@ -171,7 +184,7 @@ def tables(results):
                     number(row["sweeper_peak_rss_mb"], "{:.0f}"),
                     f"{row['worker_peak_rss_mb']:.0f}",
                     f"{row['worker_cpu_ms_per_mail']:.1f}",
-                    f"{row['machine_busy']:.0%}",
+                    f"{row['machine_busy']:.0%}/{share(row['waiting_for_cpu'])}",
                 ]
                 for row in results["drain"]
             ],
@@ -187,6 +200,14 @@ def tables(results):
         ),
     ]
     return "\n".join(out)
+
+
+def senders(results):
+    return results["end_to_end"][0]["senders"] if results["end_to_end"] else "-"
+
+
+def share(value):
+    return "?" if value is None else f"{value:.0%}"
 
 
 def number(value, form):

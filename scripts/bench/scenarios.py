@@ -103,12 +103,14 @@ def end_to_end(site, setup, database_url, count, sink, senders=SENDERS):
         arrived = wait_until(lambda: sink.accepted.value >= count, timeout=60 + count / 5)
         finished = sink.last_accepted.value
         worker_cpu = running.cpu_seconds() - worker_cpu
-        busy = load.busy()
+        busy, waiting = load.busy(), load.waiting_for_cpu()
         with SentCounter(database_url) as count_sent:
             recorded = arrived and wait_until(lambda: count_sent() >= count, timeout=30)
             recorded_sent = count_sent()
         peak = running.peak_rss_mb()
-    elapsed = finished - min(run["started"] for run in sent)
+    first = min(run["started"] for run in sent)
+    elapsed = finished - first
+    sending = max(run["finished"] for run in sent) - first
     return {
         "variant": setup.name,
         "delay_ms": sink.delay_ms,
@@ -119,10 +121,12 @@ def end_to_end(site, setup, database_url, count, sink, senders=SENDERS):
         "recorded_sent": recorded_sent,
         "all_recorded_sent": recorded,
         "senders": senders,
+        "send_rate": count / sending,
         "send_p50_ms": percentile(sorted(cost for run in sent for cost in run["costs_ms"]), 50),
         "sender_cpu_ms_per_mail": sender_cpu * 1000 / count,
         "worker_cpu_ms_per_mail": worker_cpu * 1000 / count,
         "machine_busy": busy,
+        "waiting_for_cpu": waiting,
         "worker_peak_rss_mb": peak,
     }
 
@@ -143,7 +147,7 @@ def drain(site, setup, database_url, count, sink):
         done = wait_until(lambda: count_sent() >= count, timeout=60 + count / 20)
         finished = time.monotonic()
         worker_cpu = running.cpu_seconds() - worker_cpu
-        busy = load.busy()
+        busy, waiting = load.busy(), load.waiting_for_cpu()
         sweeper.join()
         peak = running.peak_rss_mb()
     return {
@@ -160,6 +164,7 @@ def drain(site, setup, database_url, count, sink):
         "sweeper_cpu_ms_per_mail": sweeper.cpu_seconds * 1000 / count,
         "worker_cpu_ms_per_mail": worker_cpu * 1000 / count,
         "machine_busy": busy,
+        "waiting_for_cpu": waiting,
         "worker_peak_rss_mb": peak,
     }
 

@@ -9,6 +9,8 @@ build/bench/tune and prints the median of the repeats for every trial.
 
 import argparse
 import contextlib
+import json
+import signal
 import statistics
 import sys
 
@@ -26,32 +28,21 @@ def trial(name, settings="", concurrency=16, pool="threads", processes=1, loglev
     return name, settings, Setup(name, f"config.settings_{name}", command, "mail", processes)
 
 
-REUSE = "CELERY_DB_REUSE_MAX = 1000"
 TRIALS = dict(
     (name, (settings, setup))
     for name, settings, setup in [
         trial("shipped"),
+        trial("reconnect_per_task", "CELERY_DB_REUSE_MAX = None"),
         trial("t32", concurrency=32),
-        trial("t32_reuse", REUSE, concurrency=32),
+        trial("t64", concurrency=64),
         trial("t32_warn", concurrency=32, loglevel="WARNING"),
-        trial("t32_reuse_warn", REUSE, concurrency=32, loglevel="WARNING"),
-        trial("t64_reuse_warn", REUSE, concurrency=64, loglevel="WARNING"),
-        trial("t16_reuse_warn", REUSE, concurrency=16, loglevel="WARNING"),
-        trial("2x_t32_reuse_warn", REUSE, concurrency=32, processes=2, loglevel="WARNING"),
-        trial("2x_t16_reuse_warn", REUSE, concurrency=16, processes=2, loglevel="WARNING"),
-        trial(
-            "t32_reuse_warn_prefetch4",
-            f"{REUSE}; CELERY_WORKER_PREFETCH_MULTIPLIER = 4",
-            concurrency=32,
-            loglevel="WARNING",
-        ),
-        trial(
-            "t32_reuse_warn_chunk50",
-            f"{REUSE}; CELERY_EMAIL_CHUNK_SIZE = 50",
-            concurrency=32,
-            loglevel="WARNING",
-        ),
-        trial("prefork8_reuse_warn", REUSE, pool="prefork", concurrency=8, loglevel="WARNING"),
+        trial("t32_prefetch4", "CELERY_WORKER_PREFETCH_MULTIPLIER = 4", concurrency=32),
+        trial("t32_chunk1", "CELERY_EMAIL_CHUNK_SIZE = 1", concurrency=32),
+        trial("t32_chunk50", "CELERY_EMAIL_CHUNK_SIZE = 50", concurrency=32),
+        trial("t32_chunk100", "CELERY_EMAIL_CHUNK_SIZE = 100", concurrency=32),
+        trial("2x_t16", processes=2),
+        trial("2x_t32", concurrency=32, processes=2),
+        trial("prefork8", pool="prefork", concurrency=8),
     ]
 )
 
@@ -66,6 +57,8 @@ def main():
     parser.add_argument("--delays", default="50,0")
     parser.add_argument("names", nargs="*", default=list(TRIALS))
     args = parser.parse_args()
+    # Stopped with SIGTERM, still remove the virtual host and the database and stop the workers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))
     delays = [int(delay) for delay in args.delays.split(",")]
 
     site = BakedSite.bake(TEMPLATE / "build" / "bench" / "tune")
@@ -73,34 +66,44 @@ def main():
         settings, _ = TRIALS[name]
         text = f"from .settings import *  # noqa: F403\n{settings.replace('; ', chr(10))}\n"
         (site.path / "config" / f"settings_{name}.py").write_text(text)
-    rows = []
+    runs = {(name, kind): [] for name in args.names for kind in [*delays, "drain"]}
     with contextlib.ExitStack() as stack:
         broker = stack.enter_context(rabbitmq_vhost())
         postgres = stack.enter_context(postgres_database())
         sinks = {delay: stack.enter_context(Sink(free_port(), delay)) for delay in {*delays, 0}}
         site.env = {"CELERY_BROKER_URL": broker, "DJANGO_DEBUG": "false"}
         site.python("manage.py", "migrate", "--verbosity", "0", env={"DATABASE_URL": postgres})
-        for name in args.names:
-            _, setup = TRIALS[name]
-            row = [name]
-            for delay in delays:
-                runs = [
-                    scenarios.end_to_end(site, setup, postgres, args.mails, sinks[delay])
-                    for _ in range(args.repeat)
-                ]
-                row.append(summary(runs))
-            if args.drain:
-                runs = [
-                    scenarios.drain(site, setup, postgres, args.drain, sinks[0]) for _ in range(args.repeat)
-                ]
-                row.append(summary(runs))
-            print(" | ".join(row), flush=True)
-            rows.append(row)
-    headers = ["trial", *(f"{delay} ms e2e" for delay in delays)] + (
-        [f"drain {args.drain}"] if args.drain else []
-    )
-    print(f"\nmails/s, median of {args.repeat} (all runs), worker CPU ms per mail, busy cores")
+        # Round after round, every trial once per round: a change in the machine's load
+        # then spreads over all trials instead of falling on one.
+        for round_ in range(args.repeat):
+            for name in args.names:
+                _, setup = TRIALS[name]
+                for delay in delays:
+                    run = scenarios.end_to_end(site, setup, postgres, args.mails, sinks[delay])
+                    runs[name, delay].append(run)
+                    print(f"round {round_ + 1}: {name}, {delay} ms: {brief(run)}", flush=True)
+                if args.drain:
+                    run = scenarios.drain(site, setup, postgres, args.drain, sinks[0])
+                    runs[name, "drain"].append(run)
+                    print(f"round {round_ + 1}: {name}, drain: {brief(run)}", flush=True)
+    kinds = [*delays, "drain"] if args.drain else delays
+    rows = [[name, *(summary(runs[name, kind]) for kind in kinds)] for name in args.names]
+    headers = ["trial", *(f"{delay} ms e2e, {args.mails}" for delay in delays)]
+    headers += [f"drain {args.drain}, 0 ms"] if args.drain else []
+    print(f"\nmails/s: median of {args.repeat} (every run); worker CPU ms per mail; cores busy")
     print(table(headers, rows))
+    out = TEMPLATE / "build" / "bench" / "tune.json"
+    out.write_text(
+        json.dumps([{"trial": name, "kind": kind, "runs": found} for (name, kind), found in runs.items()])
+    )
+
+
+def brief(run):
+    sent = f", web sent {run['send_rate']:.0f}/s" if "send_rate" in run else ""
+    return (
+        f"{run['rate'] or 0:.0f} mails/s{sent}, worker CPU {run['worker_cpu_ms_per_mail']:.1f} ms/mail, "
+        f"busy {run['machine_busy']:.0%}, waiting for CPU {run['waiting_for_cpu'] or 0:.0%}"
+    )
 
 
 def summary(runs):

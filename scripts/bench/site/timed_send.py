@@ -2,9 +2,10 @@
 
     timed_send.py --count N [--warm-up N] [--using MAILER]
 
-Prints JSON: "started", time.monotonic() when the first counted send began, and
-"costs_ms", what each counted send_mail() took including the commit (and with
-it the hand-off that waits for the commit). Warm-up sends come first and are
+Prints JSON: "started" and "finished", time.monotonic() when the first counted
+send began and the last one returned, and "costs_ms", what each counted
+send_mail() took including the commit (and with it the hand-off that waits for
+the commit). Warm-up sends come first and are
 neither counted nor timed.
 """
 
@@ -36,4 +37,4 @@ for n in range(args.count):
     began = time.perf_counter()
     send(n)
     costs.append((time.perf_counter() - began) * 1000)
-print(json.dumps({"started": started, "costs_ms": costs}))
+print(json.dumps({"started": started, "finished": time.monotonic(), "costs_ms": costs}))
