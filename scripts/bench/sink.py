@@ -39,8 +39,10 @@ class Sink:
 
     def __enter__(self):
         self._process.start()
-        if not self._ready.wait(30):
-            raise RuntimeError(f"the SMTP sink on port {self.port} did not start")
+        deadline = time.monotonic() + 30
+        while not self._ready.wait(0.1):
+            if not self._process.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the SMTP sink on port {self.port} did not start")
         return self
 
     def __exit__(self, *exc):
