@@ -11,11 +11,14 @@ servers that answer after 0 and 50 ms, each in a process of its own:
 - end to end: from the first send_mail() to the last mail accepted by the server,
   the classic recipe with its prefork worker of 2 processes against the site
   with deploy/bin/worker;
+- the workers alone: tasks published by send_mail() wait in RabbitMQ, then the
+  worker starts, from the first to the last mail accepted;
 - a backlog drain: due mails inserted in bulk, then the sweeper and the site's
   worker, until every mail is recorded as sent; time and peak memory.
 
 Prints tables and which targets hold; writes build/bench/results.json and
-build/bench/benchmark.png. `--quick` runs small sizes for a first look.
+build/bench/benchmark.png. `--quick` runs small sizes for a first look, `--full`
+the sizes the targets name.
 """
 
 import argparse
@@ -38,18 +41,23 @@ from procfs import MachineLoad
 from services import postgres_database, rabbitmq_vhost
 from sink import Sink, free_port
 
+# The default fits in about 10 minutes on 2 cores; --full takes the sizes of the
+# targets (10 000 mails end to end, a 100 000 backlog) and 20 to 30 minutes.
 SIZES = {
+    "quick": {"raw": 500, "requests": 200, "end_to_end": [300], "worker": 300, "drain": [1000, 5000]},
     "default": {
         "raw": 2000,
         "requests": 1000,
-        "end_to_end": [1000, 10000],
-        "drain": [10000, 100000],
+        "end_to_end": [1000, 5000],
+        "worker": 1000,
+        "drain": [2000, 20000],
     },
-    "quick": {
-        "raw": 500,
-        "requests": 200,
-        "end_to_end": [300],
-        "drain": [1000, 5000],
+    "full": {
+        "raw": 2000,
+        "requests": 1000,
+        "end_to_end": [1000, 10000],
+        "worker": 1000,
+        "drain": [10000, 100000],
     },
 }
 RAW_CONNECTIONS = 50
@@ -61,12 +69,14 @@ def main():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a first look")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="small sizes, for a first look (2 minutes)")
+    size.add_argument("--full", action="store_true", help="the sizes of the targets (20 to 30 minutes)")
     parser.add_argument("--delays", default="0,50", help="SMTP server answer delays in ms (default 0,50)")
     args = parser.parse_args()
     # Stopped with SIGTERM, still remove the virtual host and the database and stop the workers.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))
-    sizes = SIZES["quick" if args.quick else "default"]
+    sizes = SIZES["quick" if args.quick else "full" if args.full else "default"]
     delays = [int(delay) for delay in args.delays.split(",")]
 
     started, load = time.monotonic(), MachineLoad()
@@ -89,6 +99,7 @@ def main():
             "raw": [],
             "request": [],
             "end_to_end": [],
+            "worker": [],
             "drain": [],
         }
         measure(results, site, sizes, delays, sinks, sqlite, postgres)
@@ -155,6 +166,11 @@ def measure(results, site, sizes, delays, sinks, sqlite, postgres):
             for count in counts:
                 what = f"{setup.name}, {count} mails, {delay} ms server"
                 step("end_to_end", what, scenarios.end_to_end, site, setup, postgres, count, sinks[delay])
+    for delay in delays:
+        for setup in (scenarios.CLASSIC, scenarios.SITE):
+            count = sizes["worker"]
+            what = f"{setup.name}'s worker alone, {count} tasks waiting, {delay} ms server"
+            step("worker", what, scenarios.worker_capacity, site, setup, postgres, count, sinks[delay])
     for count in sizes["drain"]:
         what = f"{count} mails, {DRAIN_DELAY_MS} ms server"
         step("drain", what, scenarios.drain, site, scenarios.SITE, postgres, count, sinks[DRAIN_DELAY_MS])

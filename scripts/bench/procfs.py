@@ -41,6 +41,17 @@ def group_cpu_seconds(groups):
     return sum(sum(map(int, fields[11:15])) / TICKS for _, fields in group_members(groups))
 
 
+def cpu_seconds(pid):
+    """CPU seconds used so far by one process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def self_cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def children_cpu_seconds():
     """CPU seconds used by the child processes this process has waited for."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)

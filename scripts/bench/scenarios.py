@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 from baked import CLASSIC_WORKER, SITE_WORKER, Workers
-from procfs import MachineLoad, children_cpu_seconds
+from procfs import MachineLoad, children_cpu_seconds, self_cpu_seconds
 from services import purge_queue
 
 MESSAGE = b"From: bench@example.com\r\nTo: user@example.com\r\nSubject: raw\r\n\r\nHello\r\n"
@@ -47,16 +47,19 @@ def raw_capacity(sink, count, connections):
                 client.sendmail("bench@example.com", ["user@example.com"], MESSAGE)
 
     shares = split(count, connections)
-    started = time.monotonic()
+    started, client_cpu, sink_cpu = time.monotonic(), self_cpu_seconds(), sink.cpu_seconds()
     with ThreadPoolExecutor(connections) as pool:
         list(pool.map(send, shares))
     elapsed = time.monotonic() - started
+    client_cpu, sink_cpu = self_cpu_seconds() - client_cpu, sink.cpu_seconds() - sink_cpu
     return {
         "delay_ms": sink.delay_ms,
         "connections": connections,
         "mails": count,
         "seconds": elapsed,
         "rate": sink.accepted.value / elapsed,
+        "client_cpu_ms_per_mail": client_cpu * 1000 / count,
+        "server_cpu_ms_per_mail": sink_cpu * 1000 / count,
     }
 
 
@@ -98,11 +101,13 @@ def end_to_end(site, setup, database_url, count, sink, senders=SENDERS):
     sink.reset()
     with start_workers(site, setup, env) as running:
         load, sender_cpu, worker_cpu = MachineLoad(), children_cpu_seconds(), running.cpu_seconds()
+        sink_cpu = sink.cpu_seconds()
         sent = site.scripts("timed_send.py", [("--count", share) for share in split(count, senders)], env=env)
         sender_cpu = children_cpu_seconds() - sender_cpu
         arrived = wait_until(lambda: sink.accepted.value >= count, timeout=60 + count / 5)
         finished = sink.last_accepted.value
         worker_cpu = running.cpu_seconds() - worker_cpu
+        sink_cpu = sink.cpu_seconds() - sink_cpu
         busy, waiting = load.busy(), load.waiting_for_cpu()
         with SentCounter(database_url) as count_sent:
             recorded = arrived and wait_until(lambda: count_sent() >= count, timeout=30)
@@ -125,6 +130,41 @@ def end_to_end(site, setup, database_url, count, sink, senders=SENDERS):
         "send_p50_ms": percentile(sorted(cost for run in sent for cost in run["costs_ms"]), 50),
         "sender_cpu_ms_per_mail": sender_cpu * 1000 / count,
         "worker_cpu_ms_per_mail": worker_cpu * 1000 / count,
+        "server_cpu_ms_per_mail": sink_cpu * 1000 / count,
+        "machine_busy": busy,
+        "waiting_for_cpu": waiting,
+        "worker_peak_rss_mb": peak,
+    }
+
+
+def worker_capacity(site, setup, database_url, count, sink):
+    """Tasks wait in RabbitMQ, one mail each as send_mail() publishes them; then the workers
+    start. The rate from the first to the last mail accepted is what the workers can do."""
+    env = {"DATABASE_URL": database_url, "EMAIL_URL": sink.url, "DJANGO_SETTINGS_MODULE": setup.settings}
+    site.script("empty_mail.py", env=env)
+    purge_queue(site.env["CELERY_BROKER_URL"], setup.queue)
+    site.scripts("timed_send.py", [("--count", share) for share in split(count, SENDERS)], env=env)
+    sink.reset()
+    with start_workers(site, setup, env) as running:
+        load, worker_cpu, sink_cpu = MachineLoad(), running.cpu_seconds(), sink.cpu_seconds()
+        arrived = wait_until(lambda: sink.accepted.value >= count, timeout=60 + count / 5)
+        worker_cpu = running.cpu_seconds() - worker_cpu
+        sink_cpu = sink.cpu_seconds() - sink_cpu
+        busy, waiting = load.busy(), load.waiting_for_cpu()
+        with SentCounter(database_url) as count_sent:
+            recorded = arrived and wait_until(lambda: count_sent() >= count, timeout=30)
+        peak = running.peak_rss_mb()
+    elapsed = sink.last_accepted.value - sink.first_accepted.value
+    return {
+        "variant": setup.name,
+        "delay_ms": sink.delay_ms,
+        "mails": count,
+        "seconds": elapsed if arrived else None,
+        "rate": (count - 1) / elapsed if arrived else None,
+        "accepted": sink.accepted.value,
+        "all_recorded_sent": recorded,
+        "worker_cpu_ms_per_mail": worker_cpu * 1000 / count,
+        "server_cpu_ms_per_mail": sink_cpu * 1000 / count,
         "machine_busy": busy,
         "waiting_for_cpu": waiting,
         "worker_peak_rss_mb": peak,

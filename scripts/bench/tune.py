@@ -1,6 +1,7 @@
 """Try worker settings against each other: end to end at 50 and 0 ms, and a backlog drain.
 
-    python scripts/bench/tune.py [--repeat 3] [--mails 2000] [--drain 10000] [NAME ...]
+    python scripts/bench/tune.py [--repeat 3] [--mails 2000] [--drain 10000]
+                                 [--measure end_to_end|worker_capacity] [NAME ...]
 
 Each NAME is one of TRIALS below (all of them by default): the site's settings
 with a few lines added, and a worker command line. Bakes a site into
@@ -22,7 +23,7 @@ from services import postgres_database, rabbitmq_vhost
 from sink import Sink, free_port
 
 
-def trial(name, settings="", concurrency=16, pool="threads", processes=1, loglevel="INFO"):
+def trial(name, settings="", concurrency=32, pool="threads", processes=1, loglevel="INFO"):
     line = f"exec celery -A config worker --pool {pool} --concurrency {concurrency} --loglevel {loglevel}"
     command = ("sh", "-c", line + ' --hostname "$WORKER_NAME@%h"')
     return name, settings, Setup(name, f"config.settings_{name}", command, "mail", processes)
@@ -33,14 +34,18 @@ TRIALS = dict(
     for name, settings, setup in [
         trial("shipped"),
         trial("reconnect_per_task", "CELERY_DB_REUSE_MAX = None"),
-        trial("t32", concurrency=32),
+        trial("t16", concurrency=16),
         trial("t64", concurrency=64),
         trial("t32_warn", concurrency=32, loglevel="WARNING"),
         trial("t32_prefetch4", "CELERY_WORKER_PREFETCH_MULTIPLIER = 4", concurrency=32),
-        trial("t32_chunk1", "CELERY_EMAIL_CHUNK_SIZE = 1", concurrency=32),
-        trial("t32_chunk50", "CELERY_EMAIL_CHUNK_SIZE = 50", concurrency=32),
-        trial("t32_chunk100", "CELERY_EMAIL_CHUNK_SIZE = 100", concurrency=32),
+        trial("chunk1", "CELERY_EMAIL_CHUNK_SIZE = 1", concurrency=32),
+        trial("chunk25", "CELERY_EMAIL_CHUNK_SIZE = 25", concurrency=32),
+        trial("chunk50", "CELERY_EMAIL_CHUNK_SIZE = 50", concurrency=32),
+        trial("chunk100", "CELERY_EMAIL_CHUNK_SIZE = 100", concurrency=32),
+        trial("warn", loglevel="WARNING"),
         trial("2x_t16", processes=2),
+        trial("2x_t16_warn", processes=2, loglevel="WARNING"),
+        trial("2x_t32_warn", concurrency=32, processes=2, loglevel="WARNING"),
         trial("2x_t32", concurrency=32, processes=2),
         trial("prefork8", pool="prefork", concurrency=8),
     ]
@@ -55,11 +60,17 @@ def main():
     parser.add_argument("--mails", type=int, default=2000, help="mails per end-to-end run")
     parser.add_argument("--drain", type=int, default=10000, help="mails per backlog drain")
     parser.add_argument("--delays", default="50,0")
+    parser.add_argument(
+        "--measure",
+        choices=["end_to_end", "worker_capacity"],
+        default="end_to_end",
+        help="at each delay: end to end from send_mail(), or the workers alone on tasks waiting in RabbitMQ",
+    )
     parser.add_argument("names", nargs="*", default=list(TRIALS))
     args = parser.parse_args()
     # Stopped with SIGTERM, still remove the virtual host and the database and stop the workers.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))
-    delays = [int(delay) for delay in args.delays.split(",")]
+    delays = [int(delay) for delay in args.delays.split(",") if delay]
 
     site = BakedSite.bake(TEMPLATE / "build" / "bench" / "tune")
     for name in args.names:
@@ -79,7 +90,8 @@ def main():
             for name in args.names:
                 _, setup = TRIALS[name]
                 for delay in delays:
-                    run = scenarios.end_to_end(site, setup, postgres, args.mails, sinks[delay])
+                    measure = getattr(scenarios, args.measure)
+                    run = measure(site, setup, postgres, args.mails, sinks[delay])
                     runs[name, delay].append(run)
                     print(f"round {round_ + 1}: {name}, {delay} ms: {brief(run)}", flush=True)
                 if args.drain:
@@ -88,7 +100,7 @@ def main():
                     print(f"round {round_ + 1}: {name}, drain: {brief(run)}", flush=True)
     kinds = [*delays, "drain"] if args.drain else delays
     rows = [[name, *(summary(runs[name, kind]) for kind in kinds)] for name in args.names]
-    headers = ["trial", *(f"{delay} ms e2e, {args.mails}" for delay in delays)]
+    headers = ["trial", *(f"{args.measure}, {delay} ms, {args.mails}" for delay in delays)]
     headers += [f"drain {args.drain}, 0 ms"] if args.drain else []
     print(f"\nmails/s: median of {args.repeat} (every run); worker CPU ms per mail; cores busy")
     print(table(headers, rows))
