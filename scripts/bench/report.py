@@ -137,31 +137,15 @@ def tables(results):
         "End to end on PostgreSQL: first send_mail() to the last mail accepted by the server; "
         f"{senders(results)} processes call send_mail() at once, like the web server's workers",
         table(
-            [
-                "variant",
-                "server",
-                "mails",
-                "seconds",
-                "mails/s",
-                "sent by web/s",
-                "recorded sent",
-                "CPU ms/mail web+worker+server",
-                "worker RSS MB",
-                "busy/wait",
-            ],
+            [*RUN_HEADERS, "sent by web/s", "recorded sent", "CPU ms/mail web+worker+server", *LOAD_HEADERS],
             [
                 [
-                    VARIANT_NAMES[row["variant"]].split(":")[0],
-                    f"{row['delay_ms']} ms",
-                    row["mails"],
-                    number(row["seconds"], "{:.1f}"),
-                    number(row["rate"], "{:.0f}"),
+                    *run_cells(row),
                     f"{row['send_rate']:.0f}",
                     row["recorded_sent"],
                     f"{row['sender_cpu_ms_per_mail']:.1f}+{row['worker_cpu_ms_per_mail']:.1f}"
                     f"+{row['server_cpu_ms_per_mail']:.1f}",
-                    f"{row['worker_peak_rss_mb']:.0f}",
-                    f"{row['machine_busy']:.0%}/{share(row['waiting_for_cpu'])}",
+                    *load_cells(row),
                 ]
                 for row in results["end_to_end"]
             ],
@@ -170,26 +154,12 @@ def tables(results):
         "The workers alone: tasks wait in RabbitMQ, one mail each as send_mail() published them; "
         "then the worker starts. First to last mail accepted",
         table(
-            [
-                "variant",
-                "server",
-                "mails",
-                "seconds",
-                "mails/s",
-                "CPU ms/mail worker+server",
-                "worker RSS MB",
-                "busy/wait",
-            ],
+            [*RUN_HEADERS, "CPU ms/mail worker+server", *LOAD_HEADERS],
             [
                 [
-                    VARIANT_NAMES[row["variant"]].split(":")[0],
-                    f"{row['delay_ms']} ms",
-                    row["mails"],
-                    number(row["seconds"], "{:.1f}"),
-                    number(row["rate"], "{:.0f}"),
+                    *run_cells(row),
                     f"{row['worker_cpu_ms_per_mail']:.1f}+{row['server_cpu_ms_per_mail']:.1f}",
-                    f"{row['worker_peak_rss_mb']:.0f}",
-                    f"{row['machine_busy']:.0%}/{share(row['waiting_for_cpu'])}",
+                    *load_cells(row),
                 ]
                 for row in results["worker"]
             ],
@@ -235,6 +205,24 @@ def tables(results):
         ),
     ]
     return "\n".join(out)
+
+
+RUN_HEADERS = ["variant", "server", "mails", "seconds", "mails/s"]
+LOAD_HEADERS = ["worker RSS MB", "busy/wait"]
+
+
+def run_cells(row):
+    return [
+        VARIANT_NAMES[row["variant"]].split(":")[0],
+        f"{row['delay_ms']} ms",
+        row["mails"],
+        number(row["seconds"], "{:.1f}"),
+        number(row["rate"], "{:.0f}"),
+    ]
+
+
+def load_cells(row):
+    return [f"{row['worker_peak_rss_mb']:.0f}", f"{row['machine_busy']:.0%}/{share(row['waiting_for_cpu'])}"]
 
 
 def senders(results):
