@@ -1,4 +1,5 @@
-# The template's commands: `make demo` shows a baked site at work, `make test` proves the template.
+# The template's commands: `make demo` shows a baked site at work, `make test` proves the template,
+# `make bench` measures it (`make bench ARGS=--quick` for a first look).
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,7 +7,7 @@ BIN := $(VENV)/bin
 PYTHON ?= $(shell for p in python3.13 python3.12 python3 $$(ls -d $$(pyenv root 2>/dev/null)/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -rV); do \
 	$$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$p; break; }; done)
 
-.PHONY: install demo test lint
+.PHONY: install demo test lint bench
 
 # The template's tools, then every requirement a baked site can have; pip
 # skips what is already installed.
@@ -25,6 +26,11 @@ demo: install
 
 test: install lint
 	$(BIN)/pytest
+
+# Needs RabbitMQ and PostgreSQL on this machine (see scripts/bench/bench.py).
+bench: install
+	$(BIN)/pip install --quiet -r requirements-bench.txt
+	$(BIN)/python scripts/bench/bench.py $(ARGS)
 
 lint: install
 	$(BIN)/ruff check hooks tests scripts

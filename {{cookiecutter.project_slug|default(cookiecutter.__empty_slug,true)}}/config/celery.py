@@ -3,9 +3,21 @@
 import os
 
 from celery import Celery
+from celery.signals import task_postrun, task_prerun
+from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("{{ cookiecutter.project_slug }}")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def close_old_database_connections(sender, **kwargs):
+    """Around each task, as Django does around each request: close the database
+    connections that failed or are older than CONN_MAX_AGE, keep the others.
+    (Celery itself would open a new connection for every task; see CELERY_DB_REUSE_MAX.)"""
+    if not sender.request.is_eager:
+        close_old_connections()

@@ -1,0 +1,162 @@
+"""A site baked from this template, run with this virtualenv's Python, and its Celery workers."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import procfs
+from cookiecutter.main import cookiecutter
+from services import consumers
+
+TEMPLATE = Path(__file__).resolve().parents[2]
+SITE_SCRIPTS = TEMPLATE / "scripts" / "site"
+BENCH_SCRIPTS = Path(__file__).resolve().parent / "site"
+
+# The classic recipe: post_office sends each mail at once (priority "now")
+# through django-celery-email's backend, with the defaults of post_office,
+# django-celery-email and Celery; only the broker and the SMTP server are the site's.
+CLASSIC_SETTINGS = '''"""The classic post_office + django-celery-email wiring, written by the benchmark."""
+
+from .settings import *  # noqa: F403
+from .settings import MAILERS
+
+MAILERS = {
+    "default": {"BACKEND": "post_office.EmailBackend"},
+    "celery": {
+        "BACKEND": "djcelery_email.backends.CeleryEmailBackend",
+        "OPTIONS": {"using": "smtp"},
+    },
+    "smtp": MAILERS["smtp"],
+}
+POST_OFFICE = {"DEFAULT_PRIORITY": "now", "DEFAULT_MAILER": "celery"}
+
+del CELERY_EMAIL_CHUNK_SIZE, CELERY_EMAIL_MESSAGE_EXTRA_ATTRIBUTES, CELERY_EMAIL_TASK_CONFIG  # noqa: F821
+del CELERY_BROKER_TRANSPORT_OPTIONS, CELERY_BROKER_CONNECTION_TIMEOUT  # noqa: F821
+del CELERY_TASK_PUBLISH_RETRY_POLICY, CELERY_TASK_DEFAULT_QUEUE  # noqa: F821
+del CELERY_TASK_QUEUE_MAX_PRIORITY, CELERY_TASK_DEFAULT_PRIORITY  # noqa: F821
+del CELERY_TASK_ACKS_LATE, CELERY_TASK_REJECT_ON_WORKER_LOST  # noqa: F821
+del CELERY_WORKER_PREFETCH_MULTIPLIER  # noqa: F821
+'''
+CLASSIC_WORKER = "celery -A config worker --pool prefork --concurrency 2 --loglevel INFO".split()
+SITE_WORKER = ["deploy/bin/worker"]
+
+
+class BakedSite:
+    def __init__(self, path):
+        self.path = path
+        self.env = {}
+
+    @classmethod
+    def bake(cls, output_dir):
+        shutil.rmtree(output_dir, ignore_errors=True)
+        site = cls(Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(output_dir))))
+        (site.path / "config" / "settings_classic.py").write_text(CLASSIC_SETTINGS)
+        return site
+
+    def environ(self, env=None):
+        return {
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            "PYTHONPATH": str(SITE_SCRIPTS),
+            **self.env,
+            **(env or {}),
+        }
+
+    def python(self, *args, env=None):
+        return self.pythons([args], env=env)[0]
+
+    def pythons(self, arg_lists, env=None, timeout=900):
+        """Run these Python command lines in the site at the same time; return what each printed."""
+        processes = [
+            subprocess.Popen(
+                [sys.executable, *map(str, args)],
+                cwd=self.path,
+                env=self.environ(env),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for args in arg_lists
+        ]
+        outputs = []
+        for args, process in zip(arg_lists, processes, strict=True):
+            stdout, stderr = process.communicate(timeout=timeout)
+            if process.returncode:
+                raise RuntimeError(f"{' '.join(map(str, args))} exited {process.returncode}:\n{stderr}")
+            outputs.append(stdout)
+        return outputs
+
+    def scripts(self, name, arg_lists, env=None):
+        """Run one of scripts/bench/site/ in the site, once per argument list, all at the same
+        time; return what each printed, as JSON."""
+        runs = self.pythons([(BENCH_SCRIPTS / name, *args) for args in arg_lists], env=env)
+        return [json.loads(output or "null") for output in runs]
+
+    def script(self, name, *args, env=None):
+        return self.scripts(name, [args], env=env)[0]
+
+    def popen(self, args, env=None, log=None):
+        return subprocess.Popen(
+            list(map(str, args)),
+            cwd=self.path,
+            env=self.environ(env),
+            stdout=log or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+class Workers:
+    """Celery workers of a site, started together; `with` stops them."""
+
+    def __init__(self, site, command, queue, count=1, env=None, name="bench"):
+        self.site = site
+        self.queue = queue
+        self.logs = [site.path / "log" / f"{name}-worker-{n}.log" for n in range(count)]
+        self.processes = []
+        for n, log in enumerate(self.logs):
+            with open(log, "wb") as output:
+                self.processes.append(
+                    site.popen(command, env={**(env or {}), "WORKER_NAME": f"{name}{n}"}, log=output)
+                )
+
+    def __enter__(self):
+        """Wait until every worker consumes from the queue."""
+        deadline = time.monotonic() + 60
+        while consumers(self.site.env["CELERY_BROKER_URL"], self.queue) < len(self.processes):
+            for process, log in zip(self.processes, self.logs, strict=True):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"a worker did not start; see {log}")
+            time.sleep(0.2)
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def groups(self):
+        return {process.pid for process in self.processes}
+
+    def peak_rss_mb(self):
+        """The largest peak resident size of any of their processes (pool children too), in MB."""
+        return procfs.group_peak_rss_mb(self.groups)
+
+    def cpu_seconds(self):
+        return procfs.group_cpu_seconds(self.groups)
+
+    def stop(self):
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()

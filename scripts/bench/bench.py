@@ -1,0 +1,200 @@
+"""`make bench`: how fast a baked site's mail path is, next to what users would do instead.
+
+Bakes a site into build/bench/, then measures in one go, on the machine's
+RabbitMQ (a fresh virtual host) and PostgreSQL (a fresh database), with SMTP
+servers that answer after 0 and 50 ms, each in a process of its own:
+
+- raw capacity: smtplib straight to the SMTP server, over one and over many connections;
+- what send_mail() costs the request: synchronous SMTP, the classic recipe
+  (post_office priority 'now' -> djcelery_email's CeleryEmailBackend), and the
+  site, on SQLite and PostgreSQL;
+- end to end: from the first send_mail() to the last mail accepted by the server,
+  the classic recipe with its prefork worker of 2 processes against the site
+  with deploy/bin/worker;
+- the workers alone: tasks published by send_mail() wait in RabbitMQ, then the
+  worker starts, from the first to the last mail accepted;
+- a backlog drain: due mails inserted in bulk, then the sweeper and the site's
+  worker, until every mail is recorded as sent; time and peak memory.
+
+Prints tables and which targets hold; writes build/bench/results.json and
+build/bench/benchmark.png. `--quick` runs small sizes for a first look, `--full`
+the sizes the targets name.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import report
+import scenarios
+from baked import TEMPLATE, BakedSite
+from floors import floors
+from procfs import MachineLoad
+from services import postgres_database, rabbitmq_vhost
+from sink import Sink, free_port
+
+# The default fits in about 10 minutes on 2 cores; --full takes the sizes of the
+# targets (10 000 mails end to end, a 100 000 backlog) and 20 to 30 minutes.
+SIZES = {
+    "quick": {"raw": 500, "requests": 200, "end_to_end": [300], "worker": 300, "drain": [1000, 5000]},
+    "default": {
+        "raw": 2000,
+        "requests": 1000,
+        "end_to_end": [1000, 5000],
+        "worker": 1000,
+        "drain": [2000, 20000],
+    },
+    "full": {
+        "raw": 2000,
+        "requests": 1000,
+        "end_to_end": [1000, 10000],
+        "worker": 1000,
+        "drain": [10000, 100000],
+    },
+}
+RAW_CONNECTIONS = 50
+DRAIN_DELAY_MS = 0
+OUT = TEMPLATE / "build" / "bench"
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="small sizes, for a first look (2 minutes)")
+    size.add_argument("--full", action="store_true", help="the sizes of the targets (20 to 30 minutes)")
+    parser.add_argument("--delays", default="0,50", help="SMTP server answer delays in ms (default 0,50)")
+    args = parser.parse_args()
+    # Stopped with SIGTERM, still remove the virtual host and the database and stop the workers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))
+    sizes = SIZES["quick" if args.quick else "full" if args.full else "default"]
+    delays = [int(delay) for delay in args.delays.split(",")]
+
+    started, load = time.monotonic(), MachineLoad()
+    site = BakedSite.bake(OUT / "site")
+    with contextlib.ExitStack() as stack:
+        broker = stack.enter_context(rabbitmq_vhost())
+        postgres = stack.enter_context(postgres_database())
+        sinks = {
+            delay: stack.enter_context(Sink(free_port(), delay))
+            for delay in sorted({*delays, DRAIN_DELAY_MS})
+        }
+        site.env = {"CELERY_BROKER_URL": broker, "DJANGO_DEBUG": "false"}
+        sqlite = f"sqlite:///{site.path / 'db.sqlite3'}"
+        for database in (sqlite, postgres):
+            site.python("manage.py", "migrate", "--verbosity", "0", env={"DATABASE_URL": database})
+        results = {
+            "machine": machine(postgres),
+            "sizes": sizes,
+            "floors": [],
+            "raw": [],
+            "request": [],
+            "end_to_end": [],
+            "worker": [],
+            "drain": [],
+        }
+        measure(results, site, sizes, delays, sinks, sqlite, postgres)
+    results["machine_busy"], results["waiting_for_cpu"] = load.busy(), load.waiting_for_cpu()
+    results["seconds"] = time.monotonic() - started
+    results["targets"] = report.targets(results)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "results.json").write_text(json.dumps(results, indent=2))
+    report.chart(results, OUT / "benchmark.png")
+    print()
+    print(report.tables(results))
+    print(f"\nTook {results['seconds'] / 60:.1f} minutes; wrote results.json and benchmark.png in {OUT}.")
+
+
+def measure(results, site, sizes, delays, sinks, sqlite, postgres):
+    def step(kind, what, function, *args):
+        print(f"{kind}: {what} ...", end=" ", flush=True)
+        began = time.monotonic()
+        found = function(*args)
+        results[kind] += found if isinstance(found, list) else [found]
+        print(f"{time.monotonic() - began:.0f} s", flush=True)
+
+    what = "a bare commit on each database, a confirmed publish"
+    step("floors", what, floors, postgres, site.env["CELERY_BROKER_URL"], sizes["requests"])
+    for delay in delays:
+        # One connection to a slow server is slow by definition: fewer mails.
+        one = sizes["raw"] if delay == 0 else max(20, 5000 // delay)
+        for connections, count in ((1, one), (RAW_CONNECTIONS, sizes["raw"])):
+            what = f"{count} mails over {connections} connections, {delay} ms server"
+            step("raw", what, scenarios.raw_capacity, sinks[delay], count, connections)
+    for delay in delays:
+        what = f"synchronous SMTP, {delay} ms server"
+        step(
+            "request",
+            what,
+            scenarios.request_cost,
+            site,
+            None,
+            "sqlite",
+            sqlite,
+            sizes["requests"],
+            sinks[delay],
+        )
+    for setup in (scenarios.CLASSIC, scenarios.SITE):
+        for database, url in (("sqlite", sqlite), ("postgres", postgres)):
+            what = f"{setup.name} on {database}"
+            step(
+                "request",
+                what,
+                scenarios.request_cost,
+                site,
+                setup,
+                database,
+                url,
+                sizes["requests"],
+                sinks[0],
+            )
+    for delay in delays:
+        # The classic recipe is slow: only the smallest size.
+        for setup, counts in (
+            (scenarios.CLASSIC, sizes["end_to_end"][:1]),
+            (scenarios.SITE, sizes["end_to_end"]),
+        ):
+            for count in counts:
+                what = f"{setup.name}, {count} mails, {delay} ms server"
+                step("end_to_end", what, scenarios.end_to_end, site, setup, postgres, count, sinks[delay])
+    for delay in delays:
+        for setup in (scenarios.CLASSIC, scenarios.SITE):
+            count = sizes["worker"]
+            what = f"{setup.name}'s worker alone, {count} tasks waiting, {delay} ms server"
+            step("worker", what, scenarios.worker_capacity, site, setup, postgres, count, sinks[delay])
+    for count in sizes["drain"]:
+        what = f"{count} mails, {DRAIN_DELAY_MS} ms server"
+        step("drain", what, scenarios.drain, site, scenarios.SITE, postgres, count, sinks[DRAIN_DELAY_MS])
+
+
+def machine(postgres):
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "?")
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    memory_kb = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal"))
+    with psycopg.connect(postgres) as connection:
+        postgresql = connection.execute("SHOW server_version").fetchone()[0].split()[0]
+    rabbitmq = subprocess.run(["rabbitmqctl", "-q", "version"], capture_output=True, text=True).stdout.strip()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": memory_kb / 1024**2,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "postgresql": postgresql,
+        "rabbitmq": rabbitmq or "?",
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,298 @@
+"""The benchmark's verdicts, tables and chart, from the figures in results.json."""
+
+VARIANT_NAMES = {
+    "sync": "synchronous SMTP in the request",
+    "classic": "classic: post_office 'now' -> CeleryEmailBackend -> prefork x2",
+    "site": "this site: deploy/bin/worker, its settings",
+}
+
+
+def find(rows, **match):
+    return [row for row in rows if all(row.get(key) == value for key, value in match.items())]
+
+
+def worst(rows, key, pick=min):
+    values = [row[key] for row in rows]
+    if not values:
+        return None
+    if any(value is None for value in values):
+        return float("nan")
+    return pick(values)
+
+
+def targets(results):
+    """[(target, measured, holds)]; holds is None when the run did not measure it."""
+    request = results["request"]
+    e2e = results["end_to_end"]
+    site_p50 = {
+        db: worst(find(request, variant="site", database=db), "p50_ms", max) for db in ("sqlite", "postgres")
+    }
+    site_p99 = worst(find(request, variant="site"), "p99_ms", max)
+    sync_50 = worst(find(request, variant="sync", delay_ms=50), "p50_ms", max)
+    site_50 = worst(find(e2e, variant="site", delay_ms=50), "rate")
+    site_0 = worst(find(e2e, variant="site", delay_ms=0), "rate")
+    raw_0 = worst(find(results["raw"], delay_ms=0), "rate", max)
+    sizes = sorted({row["mails"] for row in find(e2e, variant="classic", delay_ms=50)})
+    same = sizes[-1] if sizes else None
+    classic_50 = worst(find(e2e, variant="classic", delay_ms=50, mails=same), "rate")
+    site_50_same = worst(find(e2e, variant="site", delay_ms=50, mails=same), "rate")
+    drains = sorted(results["drain"], key=lambda row: row["mails"])
+    rss = max(
+        (max(row["sweeper_peak_rss_mb"] or 0, row["worker_peak_rss_mb"]) for row in drains), default=None
+    )
+    scaling = None
+    if len(drains) >= 2 and drains[0]["seconds"] and drains[-1]["seconds"]:
+        scaling = drains[-1]["seconds"] / drains[0]["seconds"]
+    small, large = (f"{drains[0]['mails']:,}", f"{drains[-1]['mails']:,}") if drains else ("?", "?")
+
+    def ratio(a, b):
+        return a / b if a and b else None
+
+    return [
+        check("request p50 on SQLite <= 2 ms", site_p50["sqlite"], "{:.2f} ms", lambda v: v <= 2),
+        check("request p50 on PostgreSQL <= 3 ms", site_p50["postgres"], "{:.2f} ms", lambda v: v <= 3),
+        check("request p99 <= 15 ms", site_p99, "{:.2f} ms", lambda v: v <= 15),
+        check(
+            ">= 20x faster than sync SMTP to a 50 ms server",
+            ratio(sync_50, max(filter(None, site_p50.values()), default=None)),
+            "{:.0f}x",
+            lambda v: v >= 20,
+        ),
+        check("50 ms server: >= 250 mails/s end to end", site_50, "{:.0f} mails/s", lambda v: v >= 250),
+        check(
+            f"50 ms server: >= 8x the classic recipe ({same} mails)",
+            ratio(site_50_same, classic_50),
+            "{:.1f}x",
+            lambda v: v >= 8,
+        ),
+        check(
+            "0 ms server: >= 60 % of raw SMTP capacity",
+            ratio(site_0, raw_0) and ratio(site_0, raw_0) * 100,
+            "{:.0f} %",
+            lambda v: v >= 60,
+        ),
+        check(f"{large} backlog: peak RSS < 300 MB per process", rss, "{:.0f} MB", lambda v: v < 300),
+        check(f"drain time({large}) / time({small}) <= 12", scaling, "{:.1f}", lambda v: v <= 12),
+    ]
+
+
+def check(name, value, form, rule):
+    if value is None:
+        return {"target": name, "measured": "not measured", "holds": None}
+    if value != value:  # NaN: a run that did not finish
+        return {"target": name, "measured": "did not finish", "holds": False}
+    return {"target": name, "measured": form.format(value), "holds": bool(rule(value))}
+
+
+def tables(results):
+    """The printed report, as text."""
+    machine = results["machine"]
+    out = [
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gb']:.0f} GB; "
+        f"Python {machine['python']}, PostgreSQL {machine['postgresql']}, RabbitMQ {machine['rabbitmq']}",
+        f"During the run the cores were busy {results['machine_busy']:.0%} of the time, other work on the "
+        f"machine included; something waited for a core {share(results['waiting_for_cpu'])} of the time.",
+        "",
+        "What a durable write waits for on this machine, measured bare (ms)",
+        table(
+            ["operation", "times", "p50", "p99"],
+            [
+                [row["what"], row["count"], f"{row['p50_ms']:.2f}", f"{row['p99_ms']:.2f}"]
+                for row in results["floors"]
+            ],
+        ),
+        "",
+        "Raw SMTP capacity: smtplib straight to the SMTP server",
+        table(
+            ["server delay", "connections", "mails", "mails/s", "CPU ms/mail client+server"],
+            [
+                [
+                    f"{row['delay_ms']} ms",
+                    row["connections"],
+                    row["mails"],
+                    f"{row['rate']:.0f}",
+                    f"{row['client_cpu_ms_per_mail']:.1f}+{row['server_cpu_ms_per_mail']:.1f}",
+                ]
+                for row in results["raw"]
+            ],
+        ),
+        "",
+        "Request side: what one send_mail() costs the request, commit included (ms)",
+        table(
+            ["variant", "database", "server", "sends", "p50", "p99", "mean"],
+            [
+                [
+                    VARIANT_NAMES[row["variant"]],
+                    row["database"] if row["variant"] != "sync" else "-",
+                    f"{row['delay_ms']} ms" if row["variant"] == "sync" else "-",
+                    row["mails"],
+                    f"{row['p50_ms']:.2f}",
+                    f"{row['p99_ms']:.2f}",
+                    f"{row['mean_ms']:.2f}",
+                ]
+                for row in results["request"]
+            ],
+        ),
+        "",
+        "End to end on PostgreSQL: first send_mail() to the last mail accepted by the server; "
+        f"{senders(results)} processes call send_mail() at once, like the web server's workers",
+        table(
+            [*RUN_HEADERS, "sent by web/s", "recorded sent", "CPU ms/mail web+worker+server", *LOAD_HEADERS],
+            [
+                [
+                    *run_cells(row),
+                    f"{row['send_rate']:.0f}",
+                    row["recorded_sent"],
+                    f"{row['sender_cpu_ms_per_mail']:.1f}+{row['worker_cpu_ms_per_mail']:.1f}"
+                    f"+{row['server_cpu_ms_per_mail']:.1f}",
+                    *load_cells(row),
+                ]
+                for row in results["end_to_end"]
+            ],
+        ),
+        "",
+        "The workers alone: tasks wait in RabbitMQ, one mail each as send_mail() published them; "
+        "then the worker starts. First to last mail accepted",
+        table(
+            [*RUN_HEADERS, "CPU ms/mail worker+server", *LOAD_HEADERS],
+            [
+                [
+                    *run_cells(row),
+                    f"{row['worker_cpu_ms_per_mail']:.1f}+{row['server_cpu_ms_per_mail']:.1f}",
+                    *load_cells(row),
+                ]
+                for row in results["worker"]
+            ],
+        ),
+        "",
+        "Backlog drain on PostgreSQL: `manage.py send_queued_mail` and the site's worker, "
+        "from a backlog of due mails to all recorded sent",
+        table(
+            [
+                "server",
+                "mails",
+                "seconds",
+                "mails/s",
+                "sweeper s",
+                "sweeper RSS MB",
+                "worker RSS MB",
+                "worker CPU ms/mail",
+                "busy/wait",
+            ],
+            [
+                [
+                    f"{row['delay_ms']} ms",
+                    row["mails"],
+                    number(row["seconds"], "{:.1f}"),
+                    number(row["rate"], "{:.0f}"),
+                    number(row["sweeper_seconds"], "{:.1f}"),
+                    number(row["sweeper_peak_rss_mb"], "{:.0f}"),
+                    f"{row['worker_peak_rss_mb']:.0f}",
+                    f"{row['worker_cpu_ms_per_mail']:.1f}",
+                    f"{row['machine_busy']:.0%}/{share(row['waiting_for_cpu'])}",
+                ]
+                for row in results["drain"]
+            ],
+        ),
+        "",
+        "Targets",
+        table(
+            ["holds", "target", "measured"],
+            [
+                [{True: "yes", False: "NO", None: "-"}[row["holds"]], row["target"], row["measured"]]
+                for row in results["targets"]
+            ],
+        ),
+    ]
+    return "\n".join(out)
+
+
+RUN_HEADERS = ["variant", "server", "mails", "seconds", "mails/s"]
+LOAD_HEADERS = ["worker RSS MB", "busy/wait"]
+
+
+def run_cells(row):
+    return [
+        VARIANT_NAMES[row["variant"]].split(":")[0],
+        f"{row['delay_ms']} ms",
+        row["mails"],
+        number(row["seconds"], "{:.1f}"),
+        number(row["rate"], "{:.0f}"),
+    ]
+
+
+def load_cells(row):
+    return [f"{row['worker_peak_rss_mb']:.0f}", f"{row['machine_busy']:.0%}/{share(row['waiting_for_cpu'])}"]
+
+
+def senders(results):
+    return results["end_to_end"][0]["senders"] if results["end_to_end"] else "-"
+
+
+def share(value):
+    return "?" if value is None else f"{value:.0%}"
+
+
+def number(value, form):
+    return "-" if value is None else form.format(value)
+
+
+def table(headers, rows):
+    rows = [[str(cell) for cell in row] for row in rows]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    lines = [headers, ["-" * width for width in widths], *rows]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
+
+
+def chart(results, path):
+    """Two panels: the request's cost per mail, and end-to-end throughput against raw capacity."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8), layout="constrained")
+    rows = results["request"]
+    labels = [
+        f"{row['variant']}, {row['delay_ms']} ms server"
+        if row["variant"] == "sync"
+        else f"{row['variant']}, {row['database']}"
+        for row in rows
+    ]
+    positions = range(len(rows))
+    left.barh([p + 0.2 for p in positions], [row["p50_ms"] for row in rows], 0.4, label="p50")
+    left.barh([p - 0.2 for p in positions], [row["p99_ms"] for row in rows], 0.4, label="p99")
+    left.set_yticks(list(positions), labels)
+    left.invert_yaxis()
+    left.set_xscale("log")
+    ticks = [0.5, 1, 2, 5, 10, 20, 50, 100, 200]
+    left.set_xticks(ticks, [f"{tick:g}" for tick in ticks], minor=False)
+    left.set_xticks([], minor=True)
+    left.set_xlabel("ms per send_mail(), log scale")
+    left.set_title("What the request pays")
+    left.legend()
+
+    delays = sorted({row["delay_ms"] for row in results["end_to_end"]})
+    series = [("raw SMTP (best)", None), ("classic", "classic"), ("this site", "site")]
+    width = 0.8 / len(series)
+    for index, (label, variant) in enumerate(series):
+        heights = []
+        for delay in delays:
+            if variant is None:
+                heights.append(worst(find(results["raw"], delay_ms=delay), "rate", max) or 0)
+            else:
+                heights.append(
+                    worst(find(results["end_to_end"], variant=variant, delay_ms=delay), "rate") or 0
+                )
+        bars = right.bar([d + (index - 1) * width for d in range(len(delays))], heights, width, label=label)
+        right.bar_label(bars, fmt="%.0f", fontsize=8)
+    right.set_xticks(range(len(delays)), [f"{delay} ms SMTP server" for delay in delays])
+    right.set_ylabel("mails/s, first send to last accepted")
+    right.set_title("End to end (worst of the sizes run)")
+    right.legend()
+    figure.suptitle(f"{results['machine']['cores']} cores, {results['machine']['cpu']}", fontsize=9)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
