@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
@@ -190,3 +191,17 @@ def test_a_mail_whose_worker_died_is_sent_again(settings):
     email.refresh_from_db()
     assert email.status == STATUS.sent
     assert email.logs.filter(exception_type="Interrupted").exists()
+
+
+def test_text_is_sent_as_written_not_rendered_as_a_template(send):
+    send(subject="Price {% raw %}{{ price }}{% endraw %} today {% raw %}{%{% endraw %} off")
+
+    [delivered] = mail.outbox
+    assert delivered.subject == "Price {% raw %}{{ price }}{% endraw %} today {% raw %}{%{% endraw %} off"
+
+
+def test_a_bad_address_is_refused_when_sending_and_nothing_is_recorded():
+    with pytest.raises(ValidationError, match="not-an-address"):
+        mail.send_mail("Hello", "Body", None, ["not-an-address"])
+
+    assert not Email.objects.exists()
