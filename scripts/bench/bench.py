@@ -95,6 +95,7 @@ def main():
         results = {
             "machine": machine(postgres),
             "sizes": sizes,
+            "failures": [],
             "floors": [],
             "raw": [],
             "request": [],
@@ -118,7 +119,12 @@ def measure(results, site, sizes, delays, sinks, sqlite, postgres):
     def step(kind, what, function, *args):
         print(f"{kind}: {what} ...", end=" ", flush=True)
         began = time.monotonic()
-        found = function(*args)
+        try:
+            found = function(*args)
+        except RuntimeError as error:
+            print(f"FAILED: {error}", flush=True)
+            results["failures"].append({"kind": kind, "what": what, "error": str(error)})
+            return
         results[kind] += found if isinstance(found, list) else [found]
         print(f"{time.monotonic() - began:.0f} s", flush=True)
 
