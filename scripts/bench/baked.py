@@ -139,6 +139,15 @@ class Workers:
     def __exit__(self, *exc):
         self.stop()
 
+    def check_running(self):
+        """Raise if a worker has exited (something else on the machine may have stopped it)."""
+        for process, log in zip(self.processes, self.logs, strict=True):
+            if process.poll() is not None:
+                raise RuntimeError(f"a worker exited during the run, code {process.returncode}; see {log}")
+
+    def exited(self):
+        return any(process.poll() is not None for process in self.processes)
+
     @property
     def groups(self):
         return {process.pid for process in self.processes}

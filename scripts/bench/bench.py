@@ -42,7 +42,7 @@ from services import postgres_database, rabbitmq_vhost
 from sink import Sink, free_port
 
 # The default fits in about 10 minutes on 2 cores; --full takes the sizes of the
-# targets (10 000 mails end to end, a 100 000 backlog) and 20 to 30 minutes.
+# targets (10 000 mails end to end, a 100 000 backlog) and about 20 minutes.
 SIZES = {
     "quick": {"raw": 500, "requests": 200, "end_to_end": [300], "worker": 300, "drain": [1000, 5000]},
     "default": {
@@ -71,7 +71,7 @@ def main():
     )
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="small sizes, for a first look (2 minutes)")
-    size.add_argument("--full", action="store_true", help="the sizes of the targets (20 to 30 minutes)")
+    size.add_argument("--full", action="store_true", help="the sizes of the targets (about 20 minutes)")
     parser.add_argument("--delays", default="0,50", help="SMTP server answer delays in ms (default 0,50)")
     args = parser.parse_args()
     # Stopped with SIGTERM, still remove the virtual host and the database and stop the workers.
@@ -95,6 +95,7 @@ def main():
         results = {
             "machine": machine(postgres),
             "sizes": sizes,
+            "failures": [],
             "floors": [],
             "raw": [],
             "request": [],
@@ -118,7 +119,12 @@ def measure(results, site, sizes, delays, sinks, sqlite, postgres):
     def step(kind, what, function, *args):
         print(f"{kind}: {what} ...", end=" ", flush=True)
         began = time.monotonic()
-        found = function(*args)
+        try:
+            found = function(*args)
+        except RuntimeError as error:
+            print(f"FAILED: {error}", flush=True)
+            results["failures"].append({"kind": kind, "what": what, "error": str(error)})
+            return
         results[kind] += found if isinstance(found, list) else [found]
         print(f"{time.monotonic() - began:.0f} s", flush=True)
 

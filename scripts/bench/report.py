@@ -195,6 +195,7 @@ def tables(results):
             ],
         ),
         "",
+        *(f"FAILED: {row['kind']}: {row['what']}: {row['error']}" for row in results["failures"]),
         "Targets",
         table(
             ["holds", "target", "measured"],

@@ -104,7 +104,8 @@ def end_to_end(site, setup, database_url, count, sink, senders=SENDERS):
         sink_cpu = sink.cpu_seconds()
         sent = site.scripts("timed_send.py", [("--count", share) for share in split(count, senders)], env=env)
         sender_cpu = children_cpu_seconds() - sender_cpu
-        arrived = wait_until(lambda: sink.accepted.value >= count, timeout=60 + count / 5)
+        arrived = wait_until(lambda: sink.accepted.value >= count or running.exited(), timeout=60 + count / 5)
+        running.check_running()
         finished = sink.last_accepted.value
         worker_cpu = running.cpu_seconds() - worker_cpu
         sink_cpu = sink.cpu_seconds() - sink_cpu
@@ -147,7 +148,8 @@ def worker_capacity(site, setup, database_url, count, sink):
     sink.reset()
     with start_workers(site, setup, env) as running:
         load, worker_cpu, sink_cpu = MachineLoad(), running.cpu_seconds(), sink.cpu_seconds()
-        arrived = wait_until(lambda: sink.accepted.value >= count, timeout=60 + count / 5)
+        arrived = wait_until(lambda: sink.accepted.value >= count or running.exited(), timeout=60 + count / 5)
+        running.check_running()
         worker_cpu = running.cpu_seconds() - worker_cpu
         sink_cpu = sink.cpu_seconds() - sink_cpu
         busy, waiting = load.busy(), load.waiting_for_cpu()
@@ -184,7 +186,12 @@ def drain(site, setup, database_url, count, sink):
         load, worker_cpu = MachineLoad(), running.cpu_seconds()
         started = time.monotonic()
         sweeper = Sweeper(site, env)
-        done = wait_until(lambda: count_sent() >= count, timeout=60 + count / 20)
+        done = wait_until(
+            lambda: count_sent() >= count or running.exited() or sweeper.exit_code, timeout=60 + count / 20
+        )
+        running.check_running()
+        if sweeper.exit_code:
+            raise RuntimeError(f"manage.py send_queued_mail exited {sweeper.exit_code}")
         finished = time.monotonic()
         worker_cpu = running.cpu_seconds() - worker_cpu
         busy, waiting = load.busy(), load.waiting_for_cpu()
