@@ -7,6 +7,7 @@ from email.message import Message
 from itertools import batched, groupby
 
 from django.conf import settings
+from django.db.models import prefetch_related_objects
 from django.utils import timezone
 from djcelery_email.tasks import send_emails
 from djcelery_email.utils import email_to_dict
@@ -25,6 +26,7 @@ def hand_off_due(emails):
     """Hand out the mails whose time has come; note the hand-off, or leave them for the sweeper."""
     now = timezone.now()
     due = [email for email in emails if email.scheduled_time is None or email.scheduled_time <= now]
+    prefetch_related_objects(due, "attachments")
     left = hand_off(due)
     status.mark_handed_off([email for email in due if email not in left])
     status.leave_for_sweeper(left)
@@ -47,7 +49,14 @@ def hand_off(emails):
         if not messages:
             continue
         try:
-            send_emails.apply_async((messages, {}), {"using": "deliver"}, priority=priority)
+            send_emails.apply_async(
+                (messages, {}),
+                {"using": "deliver"},
+                priority=priority,
+                # What workers log for the task: the mails' ids, not their contents.
+                argsrepr=f"(mails {', '.join(str(email.pk) for email in chunk)})",
+                kwargsrepr="",
+            )
         except Exception:
             logger.exception("Broker unreachable; the sweeper will hand these mails out later")
             _broker_paused_until = time.monotonic() + BROKER_PAUSE_SECONDS
