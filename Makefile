@@ -30,7 +30,7 @@ test: install lint
 # Needs RabbitMQ and PostgreSQL on this machine (see scripts/bench/bench.py).
 bench: install
 	$(BIN)/pip install --quiet -r requirements-bench.txt
-	$(BIN)/python scripts/bench/bench.py $(ARGS)
+	PYTHONPATH=scripts $(BIN)/python scripts/bench/bench.py $(ARGS)
 
 lint: install
 	$(BIN)/ruff check hooks tests scripts

@@ -7,14 +7,13 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
-import psycopg
 import pytest
 from catcher import SmtpCatcher
 from choices import TEMPLATE
 from cookiecutter.main import cookiecutter
+from services import postgres_database, rabbitmq_vhost
 
 SCRIPTS = TEMPLATE / "scripts" / "site"
 FIGURES = TEMPLATE / "build" / "test-figures.txt"
@@ -146,32 +145,20 @@ def require_service(name, port):
     pytest.skip(message)
 
 
-def rabbitmqctl(*args):
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
-
-
 @pytest.fixture
 def rabbitmq():
     """A fresh RabbitMQ virtual host on the machine's broker; yields its URL."""
     require_service("RabbitMQ", 5672)
-    vhost = f"test-{uuid.uuid4().hex[:12]}"
-    rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    rabbitmqctl("delete_vhost", vhost)
+    with rabbitmq_vhost("test") as url:
+        yield url
 
 
 @pytest.fixture
 def postgres():
     """A fresh database on the machine's PostgreSQL; yields its URL."""
     require_service("PostgreSQL", 5432)
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    server = "postgresql://postgres@127.0.0.1:5432/postgres"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgres://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with postgres_database("test") as url:
+        yield url
 
 
 @pytest.fixture

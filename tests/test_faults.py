@@ -161,8 +161,9 @@ def test_a_worker_killed_mid_delivery_loses_nothing(mail_path):
     assert duplicates <= in_flight <= WORKER_CONCURRENCY
 
 
-def test_two_sweepers_on_two_hosts_hand_out_each_mail_once(mail_path):
-    """The site's sweeper takes no file lock: rows are claimed in the shared database."""
+def test_two_sweepers_and_two_workers_on_two_hosts_send_each_mail_once(mail_path):
+    """The site's sweeper takes no file lock: rows are claimed in the shared database.
+    The workers have their own node names and share the one queue."""
     mail_path.broker_proxy.cut()
     mail_path.send("--plain", "1000")  # left in the database for the sweepers
     mail_path.broker_proxy.restore()
@@ -182,6 +183,11 @@ def test_two_sweepers_on_two_hosts_hand_out_each_mail_once(mail_path):
     assert sum(handed) == 1000
     mail_path.wait_until_all("sent", 1000)
     assert mail_path.tally("two sweepers, two workers") == (0, 0)
+    succeeded = {
+        name: (mail_path.site.path / f"worker-{name}.log").read_text().count(" succeeded in ")
+        for name in "ab"
+    }
+    assert all(succeeded.values()), f"one worker took no task: {succeeded}"
 
 
 def test_only_mail_from_committed_transactions_is_delivered(mail_path):

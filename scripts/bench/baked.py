@@ -11,7 +11,7 @@ from pathlib import Path
 
 import procfs
 from cookiecutter.main import cookiecutter
-from services import consumers
+from queues import consumers
 
 TEMPLATE = Path(__file__).resolve().parents[2]
 SITE_SCRIPTS = TEMPLATE / "scripts" / "site"

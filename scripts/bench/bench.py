@@ -36,10 +36,11 @@ import psycopg
 import report
 import scenarios
 from baked import TEMPLATE, BakedSite
+from catcher import free_port
 from floors import floors
 from procfs import MachineLoad
 from services import postgres_database, rabbitmq_vhost
-from sink import Sink, free_port
+from sink import Sink
 
 # The default fits in about 10 minutes on 2 cores; --full takes the sizes of the
 # targets (10 000 mails end to end, a 100 000 backlog) and about 20 minutes.
@@ -82,8 +83,8 @@ def main():
     started, load = time.monotonic(), MachineLoad()
     site = BakedSite.bake(OUT / "site")
     with contextlib.ExitStack() as stack:
-        broker = stack.enter_context(rabbitmq_vhost())
-        postgres = stack.enter_context(postgres_database())
+        broker = stack.enter_context(rabbitmq_vhost("bench"))
+        postgres = stack.enter_context(postgres_database("bench"))
         sinks = {
             delay: stack.enter_context(Sink(free_port(), delay))
             for delay in sorted({*delays, DRAIN_DELAY_MS})

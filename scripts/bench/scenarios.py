@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import psycopg
 from baked import CLASSIC_WORKER, SITE_WORKER, Workers
 from procfs import MachineLoad, children_cpu_seconds, self_cpu_seconds
-from services import purge_queue
+from queues import purge_queue
 
 MESSAGE = b"From: bench@example.com\r\nTo: user@example.com\r\nSubject: raw\r\n\r\nHello\r\n"
 SENT = 0  # post_office's STATUS.sent

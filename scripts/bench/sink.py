@@ -6,7 +6,6 @@ and the last one (time.monotonic(), which every process of the machine shares).
 
 import asyncio
 import multiprocessing
-import socket
 import time
 
 import procfs
@@ -86,9 +85,3 @@ def serve(port, delay, accepted, first_accepted, last_accepted, ready):
         await server.serve_forever()
 
     asyncio.run(main())
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]

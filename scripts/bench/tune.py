@@ -17,10 +17,11 @@ import sys
 
 import scenarios
 from baked import TEMPLATE, BakedSite
+from catcher import free_port
 from report import table
 from scenarios import Setup
 from services import postgres_database, rabbitmq_vhost
-from sink import Sink, free_port
+from sink import Sink
 
 
 def trial(name, settings="", concurrency=32, pool="threads", processes=1, loglevel="INFO"):
@@ -79,8 +80,8 @@ def main():
         (site.path / "config" / f"settings_{name}.py").write_text(text)
     runs = {(name, kind): [] for name in args.names for kind in [*delays, "drain"]}
     with contextlib.ExitStack() as stack:
-        broker = stack.enter_context(rabbitmq_vhost())
-        postgres = stack.enter_context(postgres_database())
+        broker = stack.enter_context(rabbitmq_vhost("bench"))
+        postgres = stack.enter_context(postgres_database("bench"))
         sinks = {delay: stack.enter_context(Sink(free_port(), delay)) for delay in {*delays, 0}}
         site.env = {"CELERY_BROKER_URL": broker, "DJANGO_DEBUG": "false"}
         site.python("manage.py", "migrate", "--verbosity", "0", env={"DATABASE_URL": postgres})
