@@ -11,7 +11,7 @@ GIT = {
     "GIT_COMMITTER_NAME": "Test",
     "GIT_COMMITTER_EMAIL": "test@example.com",
 }
-SITE_README = "{{cookiecutter.project_slug|default(cookiecutter.__empty_slug,true)}}/README.md"
+SITE_README = "{{cookiecutter.__project_dir}}/README.md"
 NEW_LINE = "A line the template gained after the site was baked."
 
 
