@@ -2,6 +2,8 @@
 # `make bench` measures it (`make bench ARGS=--quick` for a first look).
 
 VENV := .venv
+# The site the template bakes: every bake runs with this virtualenv.
+SITE := {{cookiecutter.__project_dir}}
 BIN := $(VENV)/bin
 # The first Python >= 3.12 on this machine (PATH first, then pyenv's versions).
 PYTHON ?= $(shell for p in python3.13 python3.12 python3 $$(ls -d $$(pyenv root 2>/dev/null)/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -rV); do \
@@ -9,15 +11,13 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3 $$(ls -d $$(pyenv root 
 
 .PHONY: install demo test lint bench
 
-# The template's tools, then every requirement a baked site can have; pip
-# skips what is already installed.
+# The template's tools and the baked site's requirements; pip skips what is
+# already installed.
 install:
 	@test -x $(BIN)/python || test -n "$(PYTHON)" || { echo "No Python >= 3.12 found: install one, or run make PYTHON=/path/to/python3.12" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt
-	$(BIN)/python scripts/site_requirements.py $(VENV)/site-requirements.txt
-	$(BIN)/pip install --quiet -r $(VENV)/site-requirements.txt
+	$(BIN)/pip install --quiet -r requirements.txt -r "$(SITE)/requirements-dev.txt"
 
 # Bakes a site into build/demo, sends sample mails through it and shows where
 # each one landed. Set CELERY_BROKER_URL to use a real broker.
@@ -30,7 +30,7 @@ test: install lint
 # Needs RabbitMQ and PostgreSQL on this machine (see scripts/bench/bench.py).
 bench: install
 	$(BIN)/pip install --quiet -r requirements-bench.txt
-	PYTHONPATH=scripts $(BIN)/python scripts/bench/bench.py $(ARGS)
+	PYTHONPATH=scripts:tests $(BIN)/python scripts/bench/bench.py $(ARGS)
 
 lint: install
 	$(BIN)/ruff check hooks tests scripts

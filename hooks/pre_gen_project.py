@@ -31,7 +31,26 @@ HOSTNAME = re.compile(
 )
 
 
+# Longer names would not fit the site's lines of code (100 columns).
+LONGEST = {"project_name": 80, "project_slug": 60}
+# Characters that would end the quoted strings these answers are written into
+# (Python, TOML, .env), or start a variable in .env.
+UNQUOTABLE = re.compile(r'["\\$`\x00-\x1f\x7f]')
+
+
 def problems(answers):
+    for field in ("project_name", "description", "author_name", "default_from_email"):
+        if UNQUOTABLE.search(answers[field]):
+            yield (
+                f"{field} {answers[field]!r} may not contain a double quote, backslash, $, ` "
+                "or control character"
+            )
+    if not answers["project_name"].strip():
+        yield "project_name is empty: give the site a name such as Acme Mail"
+    for field, longest in LONGEST.items():
+        if len(answers[field]) > longest:
+            yield f"{field} is {len(answers[field])} characters long: keep it to {longest}"
+
     slug = answers["project_slug"]
     if not slug:
         yield "project_slug is empty: give the site a Python package name such as acme_mail"

@@ -14,11 +14,14 @@ import sys
 import time
 from pathlib import Path
 
-from catcher import SmtpCatcher
 from cookiecutter.main import cookiecutter
 
 TEMPLATE = Path(__file__).resolve().parents[1]
-SITE_SCRIPTS = TEMPLATE / "scripts" / "site"
+# The tests' SMTP catcher and the scripts they run inside a site.
+sys.path.insert(0, str(TEMPLATE / "tests"))
+from catcher import SmtpCatcher  # noqa: E402
+
+SITE_SCRIPTS = TEMPLATE / "tests" / "site"
 BUILD = TEMPLATE / "build" / "demo"
 
 
@@ -48,6 +51,7 @@ def send_samples(site, catcher):
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         "EMAIL_URL": catcher.url,
+        "PYTHONPATH": str(SITE_SCRIPTS),
     }
 
     def run(*args):
@@ -63,7 +67,7 @@ def send_samples(site, catcher):
             ["deploy/bin/worker"], cwd=site, env=env, stdout=log, stderr=log, start_new_session=True
         )
     try:
-        ids = json.loads(run(SITE_SCRIPTS / "demo_send.py"))
+        ids = json.loads(run(TEMPLATE / "scripts" / "demo_send.py"))
         print(f"Sent {len(ids)} mails; the sweeper runs every second until all are delivered.")
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:

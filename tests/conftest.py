@@ -11,11 +11,14 @@ from pathlib import Path
 
 import pytest
 from catcher import SmtpCatcher
-from choices import TEMPLATE
 from cookiecutter.main import cookiecutter
 from services import postgres_database, rabbitmq_vhost
 
-SCRIPTS = TEMPLATE / "scripts" / "site"
+TEMPLATE = Path(__file__).resolve().parents[1]
+# The template's site folder, as it is before baking.
+SITE_TEMPLATE = TEMPLATE / "{{cookiecutter.__project_dir}}"
+# Scripts the tests run inside a baked site.
+SCRIPTS = TEMPLATE / "tests" / "site"
 FIGURES = TEMPLATE / "build" / "test-figures.txt"
 BIN = Path(sys.executable).parent
 
@@ -85,7 +88,7 @@ class Site:
         return self.run(sys.executable, "manage.py", *args, **kwargs)
 
     def script(self, name, *args, **kwargs):
-        """Run one of scripts/site/ inside the site; return what it printed as JSON."""
+        """Run one of tests/site/ inside the site; return what it printed as JSON."""
         return json.loads(self.run(sys.executable, SCRIPTS / name, *args, **kwargs).stdout)
 
     def start(self, *args, env=None, log="process.log"):
@@ -120,9 +123,10 @@ class Site:
 
     def start_worker(self, name="mail", env=None):
         """Start deploy/bin/worker and wait until it consumes."""
-        log = f"worker-{name}.log"
-        process = self.start("deploy/bin/worker", env={"WORKER_NAME": name, **(env or {})}, log=log)
-        wait_for(lambda: b" ready." in (self.path / log).read_bytes(), 30, f"worker {name} to be ready")
+        log = self.path / f"worker-{name}.log"
+        started = log.read_bytes().count(b" ready.") if log.exists() else 0
+        process = self.start("deploy/bin/worker", env={"WORKER_NAME": name, **(env or {})}, log=log.name)
+        wait_for(lambda: log.read_bytes().count(b" ready.") > started, 30, f"worker {name} to be ready")
         return process
 
 
@@ -134,21 +138,30 @@ def service_answers(port):
         return False
 
 
-def require_service(name, port):
-    """Skip loudly without the service; under CI=true, fail instead."""
-    if service_answers(port):
-        return
-    message = f"{name} is not reachable on 127.0.0.1:{port}; this test needs it"
+def cannot_run(message):
+    """Skip loudly; under CI=true, fail instead."""
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     print(f"\n*** SKIPPED: {message} ***", file=sys.stderr)
     pytest.skip(message)
 
 
+def require_service(name, port):
+    if not service_answers(port):
+        cannot_run(f"{name} is not reachable on 127.0.0.1:{port}; this test needs it")
+
+
+def require_root(why):
+    """The few tests that change the machine (users, namespaces, the broker's vhosts) need root."""
+    if os.geteuid() != 0:
+        cannot_run(f"this test needs root: {why}")
+
+
 @pytest.fixture
 def rabbitmq():
     """A fresh RabbitMQ virtual host on the machine's broker; yields its URL."""
     require_service("RabbitMQ", 5672)
+    require_root("rabbitmqctl makes its virtual host, and only root may read the broker's Erlang cookie")
     with rabbitmq_vhost("test") as url:
         yield url
 

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import BIN, Site, bake, wait_for
+from conftest import BIN, Site, bake, require_root, wait_for
 from deployment import SITE_USER, set_env_file
 
 
@@ -94,6 +94,7 @@ class DeployedSite(Site):
 def deployed_site(postgres, rabbitmq, python_view):
     """A default bake set up as on a server: owned by its own user, `.venv` beside manage.py,
     PostgreSQL and RabbitMQ in .env, DEBUG off, migrated, static files collected."""
+    require_root("it creates the site's system user and runs processes as that user")
     user = site_user()
     # Outside pytest's temporary folders, which only root may enter.
     folder = Path(tempfile.mkdtemp(prefix="deployed-"))

@@ -1,15 +1,42 @@
-"""Every combination of the template's choices bakes a site that is clean, safe and passes its own tests."""
+"""Sensible answers, ordinary and odd, bake a site that is clean, safe and passes its own tests."""
 
+import fnmatch
+import json
 import re
 import secrets
 import sys
 
 import pytest
-from choices import COMBINATIONS
-from conftest import BIN, bake
-from deployment import COMPOSE
+from conftest import BIN, SITE_TEMPLATE, TEMPLATE, bake
+from deployment import COMPOSE, env_file
 
 LEFTOVER = re.compile(r"\{\{ *cookiecutter|\{%-? *(if|for|raw|endraw|endif)\b|cookiecutter\.")
+# The only template text a .py file of the site may hold: the site's names.
+NAMES = re.compile(r"\{\{ cookiecutter\.(project_slug|project_name) \}\}")
+JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+
+ANSWERS = {
+    "defaults": {},
+    "long non-ASCII names": {
+        "project_name": "Bäckerei Müller & Söhne Großhandel",
+        "domain_name": "mail.baeckerei-mueller-und-soehne.example",
+        "default_from_email": (
+            "Bäckerei Müller & Söhne Großhandel <noreply@mail.baeckerei-mueller-und-soehne.example>"
+        ),
+        "time_zone": "America/Argentina/ComodRivadavia",
+        "email_service": "postmark",
+    },
+    "the longest names, a slug after tests": {
+        "project_name": "Zoë's Überlange Versandabteilung für Rechnungen, Mahnungen und Newsletter GmbH",
+        "project_slug": "zz_versand_" + "x" * 49,
+        "description": "Mails für alle \N{EN DASH} with an en dash, ✉ and 'quotes'",
+        "author_name": "Zoë O'Brien-Łukasiewicz",
+        "domain_name": "xn--bcher-kva.example",
+        "default_from_email": "billing@xn--bcher-kva.example",
+        "time_zone": "Pacific/Chatham",
+        "email_service": "amazon_ses",
+    },
+}
 
 EVERY_BAKE_HAS = [
     ".env",
@@ -23,6 +50,7 @@ EVERY_BAKE_HAS = [
     "compose.yaml",
     "config/celery.py",
     "config/settings.py",
+    "config/transport.py",
     "config/urls.py",
     "config/wsgi.py",
     "config/asgi.py",
@@ -38,7 +66,7 @@ EVERY_BAKE_HAS = [
 ]
 
 
-def production(site):
+def production():
     return {
         "DJANGO_DEBUG": "false",
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
@@ -46,11 +74,33 @@ def production(site):
     }
 
 
-@pytest.mark.parametrize(
-    "choices", COMBINATIONS, ids=lambda choices: "-".join(choices.values()) or "defaults"
-)
-def test_a_bake_is_clean_safe_and_passes_its_own_tests(tmp_path, choices):
-    site = bake(tmp_path, **choices)
+def rendered_python_files(folder):
+    """The site's Python files cookiecutter renders: *.py and scripts with a Python shebang,
+    except those it copies as they are (_copy_without_render)."""
+    copied = json.loads((TEMPLATE / "cookiecutter.json").read_text())["_copy_without_render"]
+    for path in sorted(folder.rglob("*")):
+        relative = str(path.relative_to(folder))
+        if any(fnmatch.fnmatch(relative, pattern) for pattern in copied) or not path.is_file():
+            continue
+        if path.suffix == ".py" or path.read_text(errors="replace").startswith("#!/usr/bin/env python"):
+            yield path
+
+
+def test_the_sites_python_holds_no_template_logic_only_its_names():
+    tags = {
+        str(path.relative_to(SITE_TEMPLATE)): found
+        for path in rendered_python_files(SITE_TEMPLATE)
+        if (found := [tag for tag in JINJA.findall(path.read_text()) if not NAMES.fullmatch(tag)])
+    }
+    assert tags == {}, "Jinja in the site's Python: every bake must run the same code"
+    assert any(NAMES.search(path.read_text()) for path in rendered_python_files(SITE_TEMPLATE)), (
+        "the count found no names either: is it reading the site's files?"
+    )
+
+
+@pytest.mark.parametrize("answers", ANSWERS.values(), ids=ANSWERS.keys())
+def test_a_bake_is_clean_safe_and_passes_its_own_tests(tmp_path, answers):
+    site = bake(tmp_path, **answers)
 
     leftovers = [
         str(path.relative_to(site.path))
@@ -60,7 +110,7 @@ def test_a_bake_is_clean_safe_and_passes_its_own_tests(tmp_path, choices):
     assert leftovers == [], "template text left in the baked site"
     site.run(sys.executable, "-m", "ruff", "check", ".")
     site.run(sys.executable, "-m", "ruff", "format", "--check", ".")
-    site.manage("check", "--deploy", "--fail-level", "WARNING", env=production(site))
+    site.manage("check", "--deploy", "--fail-level", "WARNING", env=production())
     site.manage("makemigrations", "--check", "--dry-run")
     site.run(sys.executable, "-m", "pytest", "-q", "-p", "no:randomly")
     site.run(COMPOSE, "--file", "compose.yaml", "config", "--quiet")
@@ -69,6 +119,27 @@ def test_a_bake_is_clean_safe_and_passes_its_own_tests(tmp_path, choices):
     schemas["vendor.github-workflows"] = [".github/workflows/ci.yml"]
     for schema, files in schemas.items():
         site.run(BIN / "check-jsonschema", "--builtin-schema", schema, *files)
+
+
+def test_a_baked_env_is_safe_to_deploy_as_it_is(tmp_path):
+    """supervisor starts the programs with nothing but PATH and the user's variable;
+    everything else comes from the baked .env, which must not turn DEBUG on."""
+    site = bake(tmp_path)
+    manage = [
+        "env",
+        "-i",
+        f"PATH={BIN}:/usr/bin:/bin",
+        "ACME_MAIL_USER=acme_mail",
+        sys.executable,
+        "manage.py",
+    ]
+
+    assert "DJANGO_DEBUG" not in env_file(site)
+    debug = site.run(
+        *manage, "shell", "--no-imports", "-c", "from django.conf import settings; print(settings.DEBUG)"
+    )
+    assert debug.stdout.strip() == "False"
+    site.run(*manage, "check", "--deploy", "--fail-level", "WARNING")
 
 
 def test_a_default_bake_has_every_file(tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from catcher import free_port
-from conftest import BIN, bake, service_answers, wait_for
+from conftest import BIN, bake, require_root, service_answers, wait_for
 from deployment import COMPOSE, SITE_USER, env_file
 
 APP_SERVICES = {"migrate", "web", "worker", "sweeper", "flower"}
@@ -175,6 +175,7 @@ def status(url, password):
 def test_the_sweeper_stops_on_docker_stop_as_a_containers_first_process(site):
     """docker stop sends TERM to the container's first process, which the kernel spares
     unless the process handles TERM; `unshare --pid` makes deploy/bin/sweep that process here."""
+    require_root("unshare --pid makes a PID namespace")
     sweeper = site.start("unshare", "--pid", "--fork", "--kill-child", "deploy/bin/sweep", log="sweep.log")
     # The first round ends with cleanup_mail; then the sweeper sleeps for 60 s.
     wait_for(lambda: "Deleted 0 mails" in (site.path / "sweep.log").read_text(), 60, "a sweep round")

@@ -224,7 +224,7 @@ def test_the_supervisor_programs_stop_gently_restart_and_log_to_files(tmp_path):
         "0",
         "--command",
         "from django.conf import settings; "
-        "print(settings.CELERY_EMAIL_CHUNK_SIZE * settings.MAILERS['smtp']['OPTIONS']['timeout'])",
+        "print(settings.CELERY_EMAIL_CHUNK_SIZE * settings.MAILERS['transport']['OPTIONS']['timeout'])",
     ).stdout
 
     assert config[f"group:{SITE_USER}"]["programs"].split(",") == list(programs)

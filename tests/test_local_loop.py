@@ -6,11 +6,12 @@ import urllib.request
 
 from catcher import free_port
 from conftest import BIN, bake, service_answers, wait_for
-from deployment import set_env_file
+from deployment import env_file, set_env_file
 
 
 def test_make_run_starts_the_whole_site_and_a_mail_sent_lands_in_the_catcher(tmp_path):
-    site = bake(tmp_path)
+    """Baked for an email service whose key is not set yet: the mail still goes to the catcher."""
+    site = bake(tmp_path, email_service="postmark")
     # The template's virtualenv stands in for the one `make install` would build.
     (site.path / ".venv").symlink_to(BIN.parent)
     (site.path / ".venv" / ".installed").touch()
@@ -18,6 +19,7 @@ def test_make_run_starts_the_whole_site_and_a_mail_sent_lands_in_the_catcher(tmp
     web, catcher = f"127.0.0.1:{web_port}", f"127.0.0.1:{catcher_port}"
     # honcho puts .env into every process's environment, over the one it inherits.
     set_env_file(site, WEB_BIND=web, MAIL_CATCHER=catcher, EMAIL_URL=f"smtp://{catcher}")
+    assert (env_file(site)["EMAIL_SERVICE"], env_file(site)["POSTMARK_SERVER_TOKEN"]) == ("postmark", "")
     run = site.start("make", "run", log="run.log")
 
     def output():

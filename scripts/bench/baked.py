@@ -14,7 +14,7 @@ from cookiecutter.main import cookiecutter
 from queues import consumers
 
 TEMPLATE = Path(__file__).resolve().parents[2]
-SITE_SCRIPTS = TEMPLATE / "scripts" / "site"
+SITE_SCRIPTS = TEMPLATE / "tests" / "site"
 BENCH_SCRIPTS = Path(__file__).resolve().parent / "site"
 
 # The classic recipe: post_office sends each mail at once (priority "now")
@@ -31,7 +31,7 @@ MAILERS = {
         "BACKEND": "djcelery_email.backends.CeleryEmailBackend",
         "OPTIONS": {"using": "smtp"},
     },
-    "smtp": MAILERS["smtp"],
+    "smtp": MAILERS["transport"],
 }
 POST_OFFICE = {"DEFAULT_PRIORITY": "now", "DEFAULT_MAILER": "celery"}
 

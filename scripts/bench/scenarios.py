@@ -73,7 +73,7 @@ def request_cost(site, setup, database, database_url, count, sink):
     if setup:
         env["DJANGO_SETTINGS_MODULE"] = setup.settings
     else:
-        using = ["--using", "smtp"]
+        using = ["--using", "transport"]
     site.script("empty_mail.py", env=env)
     sent = site.script("timed_send.py", "--count", count, "--warm-up", 20, *using, env=env)
     if setup:

@@ -1,9 +1,11 @@
 """The Celery app: `celery -A config worker` runs the workers that deliver mail."""
 
+import logging
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_ready
+from django.conf import settings
 from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -21,3 +23,8 @@ def close_old_database_connections(sender, **kwargs):
     (Celery itself would open a new connection for every task; see CELERY_DB_REUSE_MAX.)"""
     if not sender.request.is_eager:
         close_old_connections()
+
+
+@worker_ready.connect
+def say_where_mail_goes(sender, **kwargs):
+    logging.getLogger(__name__).info("Delivering mail through %s", settings.MAIL_GOES_TO)

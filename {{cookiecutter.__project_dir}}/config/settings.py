@@ -1,22 +1,26 @@
-"""Settings for {{ cookiecutter.project_name }}.
+"""Settings for the site.
 
 Everything that differs between machines comes from the environment; a `.env`
 file beside manage.py fills in what the environment leaves unset.
 """
 
 from datetime import timedelta
+from email.utils import parseaddr
 from pathlib import Path
 
 import environ
+
+from config.transport import transport
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 env.read_env(BASE_DIR / ".env")
 
+SITE_NAME = "{{ cookiecutter.project_name }}"
 SECRET_KEY = env("DJANGO_SECRET_KEY")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["{{ cookiecutter.domain_name }}"])
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -82,7 +86,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = "{{ cookiecutter.time_zone }}"
+TIME_ZONE = env("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
 
@@ -119,84 +123,21 @@ LOGGING = {
 # --- Mail -------------------------------------------------------------------
 # send_mail() writes a post_office Email row and returns. The row is handed to
 # a Celery worker through django-celery-email's task; in the worker the
-# "deliver" mailer sends it through "{{ cookiecutter.email_service }}" and writes the outcome on the row.
-# See {{ cookiecutter.project_slug }}/delivery/ and the README's "What the status column means".
-DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="{{ cookiecutter.default_from_email }}")
+# "deliver" mailer sends it through "transport" and writes the outcome on the row.
+# See the delivery app and the README's "What the status column means".
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="noreply@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
-{%- if cookiecutter.email_service == "smtp" %}
+# smtp (EMAIL_URL) or an email service's API: see config/transport.py.
+TRANSPORT, MAIL_GOES_TO = transport(env)
 
-SMTP = env.email_url("EMAIL_URL", default="smtp://localhost:1025")
-{%- endif %}
-
+DELIVERY = "{{ cookiecutter.project_slug }}.delivery"
 MAILERS = {
-    "default": {"BACKEND": "{{ cookiecutter.project_slug }}.delivery.backends.QueueBackend"},
+    "default": {"BACKEND": f"{DELIVERY}.backends.QueueBackend"},
     "deliver": {
-        "BACKEND": "{{ cookiecutter.project_slug }}.delivery.backends.ReportingBackend",
-        "OPTIONS": {"using": "{{ cookiecutter.email_service }}"},
+        "BACKEND": f"{DELIVERY}.backends.ReportingBackend",
+        "OPTIONS": {"using": "transport"},
     },
-{%- if cookiecutter.email_service == "smtp" %}
-    "smtp": {
-        "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
-        "OPTIONS": {
-            "host": SMTP["EMAIL_HOST"],
-            "port": SMTP["EMAIL_PORT"],
-            "username": SMTP["EMAIL_HOST_USER"],
-            "password": SMTP["EMAIL_HOST_PASSWORD"],
-            "use_tls": SMTP.get("EMAIL_USE_TLS", False),
-            "use_ssl": SMTP.get("EMAIL_USE_SSL", False),
-            "timeout": 20,
-        },
-    },
-{%- elif cookiecutter.email_service == "amazon_ses" %}
-    # https://anymail.dev/en/stable/esps/amazon_ses/ ; boto3 reads
-    # AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from the environment.
-    "amazon_ses": {
-        "BACKEND": "anymail.backends.amazon_ses.EmailBackend",
-        "OPTIONS": {
-            "client_params": {
-                "region_name": env("AWS_REGION", default="us-east-1"),
-                "endpoint_url": env("AWS_SES_ENDPOINT_URL", default=None),
-            },
-        },
-    },
-{%- elif cookiecutter.email_service == "brevo" %}
-    # https://anymail.dev/en/stable/esps/brevo/
-    "brevo": {
-        "BACKEND": "anymail.backends.brevo.EmailBackend",
-        "OPTIONS": {
-            "api_key": env("BREVO_API_KEY"),
-            "api_url": env("BREVO_API_URL", default="https://api.brevo.com/v3/"),
-        },
-    },
-{%- elif cookiecutter.email_service == "mailgun" %}
-    # https://anymail.dev/en/stable/esps/mailgun/
-    "mailgun": {
-        "BACKEND": "anymail.backends.mailgun.EmailBackend",
-        "OPTIONS": {
-            "api_key": env("MAILGUN_API_KEY"),
-            "sender_domain": env("MAILGUN_SENDER_DOMAIN", default="{{ cookiecutter.domain_name }}"),
-            "api_url": env("MAILGUN_API_URL", default="https://api.mailgun.net/v3"),
-        },
-    },
-{%- elif cookiecutter.email_service == "postmark" %}
-    # https://anymail.dev/en/stable/esps/postmark/
-    "postmark": {
-        "BACKEND": "anymail.backends.postmark.EmailBackend",
-        "OPTIONS": {
-            "server_token": env("POSTMARK_SERVER_TOKEN"),
-            "api_url": env("POSTMARK_API_URL", default="https://api.postmarkapp.com/"),
-        },
-    },
-{%- elif cookiecutter.email_service == "sendgrid" %}
-    # https://anymail.dev/en/stable/esps/sendgrid/
-    "sendgrid": {
-        "BACKEND": "anymail.backends.sendgrid.EmailBackend",
-        "OPTIONS": {
-            "api_key": env("SENDGRID_API_KEY"),
-            "api_url": env("SENDGRID_API_URL", default="https://api.sendgrid.com/v3/"),
-        },
-    },
-{%- endif %}
+    "transport": TRANSPORT,
 }
 
 MAIL_MAX_RETRIES = env.int("MAIL_MAX_RETRIES", default=3)
@@ -206,7 +147,7 @@ MAIL_RETRY_INTERVAL = env.int("MAIL_RETRY_INTERVAL", default=60)
 MAIL_GIVE_UP_AFTER = timedelta(hours=env.int("MAIL_GIVE_UP_AFTER_HOURS", default=72))
 # The sweeper hands a mail out again when it has been "sending" this long
 # (its worker died), or when nothing happened to a queued mail this long (its
-# task was lost). Keep the first above the SMTP timeout.
+# task was lost). Keep the first above the time a task can take to send.
 MAIL_SENDING_TIMEOUT = timedelta(seconds=env.int("MAIL_SENDING_TIMEOUT", default=300))
 MAIL_HANDOFF_TIMEOUT = timedelta(seconds=env.int("MAIL_HANDOFF_TIMEOUT", default=3600))
 # cleanup_mail deletes mail older than this, with its attachments.
@@ -216,9 +157,10 @@ POST_OFFICE = {
     "DEFAULT_PRIORITY": "medium",
     # Used by post_office itself for priority="now" and the admin's "resend":
     # synchronous delivery in that request.
-    "DEFAULT_MAILER": "{{ cookiecutter.email_service }}",
+    "DEFAULT_MAILER": "transport",
     "MESSAGE_ID_ENABLED": True,
-    "MESSAGE_ID_FQDN": "{{ cookiecutter.domain_name }}",
+    # Message-IDs end in the sender's domain.
+    "MESSAGE_ID_FQDN": parseaddr(DEFAULT_FROM_EMAIL)[1].rpartition("@")[2],
     "MAX_RETRIES": MAIL_MAX_RETRIES,
     "RETRY_INTERVAL": timedelta(seconds=MAIL_RETRY_INTERVAL),
     "LOG_LEVEL": 2,

@@ -2,7 +2,8 @@ import pytest
 from django.conf import settings
 from django.core import mail
 
-from {{ cookiecutter.project_slug }}.delivery.handoff import hand_off_due
+from {{ cookiecutter.project_slug }}.delivery import handoff, publisher
+
 from config import celery_app
 from config import settings as site_settings
 from tests.scripted_server import ScriptedServer
@@ -41,8 +42,8 @@ def mail_path(settings, monkeypatch, request):
     monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
     if not request.node.get_closest_marker("background_handoff"):
         # Hand off in the test's own thread, which sees the test's transaction.
-        monkeypatch.setattr("{{ cookiecutter.project_slug }}.delivery.publisher._submit", hand_off_due)
-    monkeypatch.setattr("{{ cookiecutter.project_slug }}.delivery.handoff._broker_paused_until", 0.0)
+        monkeypatch.setattr(publisher, "_submit", handoff.hand_off_due)
+    monkeypatch.setattr(handoff, "_broker_paused_until", 0.0)
     mail.outbox = []
     yield
     ScriptedServer.errors.clear()

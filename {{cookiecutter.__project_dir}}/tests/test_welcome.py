@@ -1,4 +1,5 @@
 import pytest
+from django.conf import settings
 from django.core import mail
 from django.core.management import call_command
 
@@ -11,5 +12,5 @@ def test_the_welcome_mail_is_rendered_from_its_template(django_capture_on_commit
 
     [welcome] = mail.outbox
     assert welcome.to == ["ada@example.com"]
-    assert welcome.subject == "Welcome to {{ cookiecutter.project_name }}, Ada"
+    assert welcome.subject == f"Welcome to {settings.SITE_NAME}, Ada"
     assert "<p>Hello Ada,</p>" in welcome.alternatives[0].content

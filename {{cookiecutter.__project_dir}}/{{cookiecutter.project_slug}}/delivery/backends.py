@@ -21,10 +21,10 @@ class QueueBackend(BaseEmailBackend):
 
     Like post_office.EmailBackend, with two differences: the subject and the
     bodies are stored as given (post_office renders them as Django templates,
-    so "{% raw %}{{ price }}{% endraw %}" vanished and "{% raw %}{%{% endraw %}" raised), and every attachment
-    keeps its declared MIME type and headers (post_office sent ("report.pdf",
-    data, "application/pdf") as application/octet-stream). A message and its
-    attachments are written together or not at all.
+    so a variable in braces vanished and a lone tag raised), and every
+    attachment keeps its declared MIME type and headers (post_office sent
+    ("report.pdf", data, "application/pdf") as application/octet-stream). A
+    message and its attachments are written together or not at all.
     """
 
     def send_messages(self, email_messages):

@@ -12,8 +12,8 @@ number_of_retries counts the failed attempts; each one leaves a Log row.
 import smtplib
 from datetime import timedelta
 
-{% if cookiecutter.email_service != "smtp" %}from anymail.exceptions import AnymailAPIError
-{% endif %}from django.conf import settings
+from anymail.exceptions import AnymailAPIError
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
@@ -86,23 +86,26 @@ def mark_attempt_failed(email_id, error, celery_retries_left):
 
 
 def is_permanent(error):
-    """True when sending the same message again cannot succeed."""
-{%- if cookiecutter.email_service != "smtp" %}
+    """True when sending the same message again cannot succeed: the mail server or the
+    email service's API refused it. Without an answer at all it is worth another try."""
     if isinstance(error, AnymailAPIError):
-        # The service's API refused the request (4xx, but not 429 "slow down").
-        # Without an answer at all (a network failure) it is worth another try.
-{%- if cookiecutter.email_service == "amazon_ses" %}
-        status = (error.response or {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
-{%- else %}
-        status = error.status_code
-{%- endif %}
+        # A 4xx answer, but not 429 "slow down".
+        status = api_status(error)
         return status is not None and 400 <= status < 500 and status != 429
-{%- endif %}
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         return all(code >= 500 for code, _ in error.recipients.values())
     if isinstance(error, smtplib.SMTPResponseException):
         return error.smtp_code >= 500
     return not isinstance(error, OSError | smtplib.SMTPException)
+
+
+def api_status(error):
+    """The HTTP status of an email service's answer, or None if it did not answer."""
+    if error.status_code is not None:
+        return error.status_code
+    if isinstance(error.response, dict):  # boto3's parsed answer, from Amazon SES
+        return error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return None
 
 
 def claim_due(limit):

@@ -1,12 +1,14 @@
+from django.conf import settings
 from django.db import migrations
 
-SUBJECT = "Welcome to {{ cookiecutter.project_name }}, {% raw %}{{ name }}{% endraw %}"
-TEXT = """Hello {% raw %}{{ name }}{% endraw %},
+# A post_office template: Django template syntax, rendered with the context each mail is sent with.
+SUBJECT = f"Welcome to {settings.SITE_NAME}, {{{{ name }}}}"
+TEXT = f"""Hello {{{{ name }}}},
 
-Welcome to {{ cookiecutter.project_name }}.
+Welcome to {settings.SITE_NAME}.
 """
-HTML = """<p>Hello {% raw %}{{ name }}{% endraw %},</p>
-<p>Welcome to <strong>{{ cookiecutter.project_name }}</strong>.</p>
+HTML = f"""<p>Hello {{{{ name }}}},</p>
+<p>Welcome to <strong>{settings.SITE_NAME}</strong>.</p>
 """
 
 
