@@ -9,6 +9,7 @@ SECRETS = {
     "RABBITMQ_PASSWORD": lambda: secrets.token_urlsafe(24),
     "POSTGRES_PASSWORD": lambda: secrets.token_urlsafe(24),
     "FLOWER_PASSWORD": lambda: secrets.token_urlsafe(24),
+    "HEALTH_TOKEN": lambda: secrets.token_urlsafe(24),
 }
 
 

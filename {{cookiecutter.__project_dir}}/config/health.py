@@ -1,15 +1,30 @@
-"""GET /healthz: can this site reach its database, its broker and a mail worker?
+"""Health checks: one for the web server, one for the mail.
 
-The answer is JSON with "ok" or the error for each, for example
-{"database": "ok", "broker": "ok", "workers": "no worker answered within 1 s"},
-with status 200 when all three are ok and 503 otherwise. Load balancers,
-Docker's HEALTHCHECK and monitoring can all ask it.
+GET /healthz        the web server and its database; what load balancers and Docker's
+                    HEALTHCHECK ask. The site serves pages and queues mail while the
+                    broker or the workers are down, so they do not count here.
+GET /healthz/mail   the broker, the workers, the oldest mail waiting past its time, a
+                    fault of the site's mail setup, and the mail that failed in the last
+                    hour; what monitoring asks. 503 means mail is not going out.
+
+Both answer JSON, "ok" or "failing" for each check. The reasons (which may name internal
+hosts) are given only to staff users and to requests with `Authorization: Bearer
+<HEALTH_TOKEN>`.
 """
 
+import hmac
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import connection
+from django.db.models import Min
 from django.http import JsonResponse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
+
+from {{ cookiecutter.project_slug }}.delivery.models import Delivery, Fault, State
+from {{ cookiecutter.project_slug }}.delivery.state import PENDING
 
 from config import celery_app
 
@@ -21,10 +36,38 @@ TIMEOUT = 1
 @require_safe
 @never_cache
 def healthz(request):
-    report = {"database": check_database()}
-    report["broker"], report["workers"] = check_broker_and_workers()
-    healthy = all(value == OK for value in report.values())
+    return answer(request, {"database": check_database()})
+
+
+@require_safe
+@never_cache
+def mail_health(request):
+    checks = {"database": check_database()}
+    checks["broker"], checks["workers"] = check_broker_and_workers()
+    if checks["database"] == OK:
+        checks.update(check_mail())
+    failed_last_hour = recently_failed() if checks["database"] == OK else None
+    return answer(
+        request, checks, failed_last_hour=failed_last_hour, mail_goes_to=settings.MAIL_GOES_TO
+    )
+
+
+def answer(request, checks, **details):
+    """200 if every check is ok, else 503; the reasons only for who may read them."""
+    healthy = all(value == OK for value in checks.values())
+    if may_read_reasons(request):
+        report = {**checks, **details}
+    else:
+        report = {name: OK if value == OK else "failing" for name, value in checks.items()}
     return JsonResponse(report, status=200 if healthy else 503)
+
+
+def may_read_reasons(request):
+    token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+    if settings.HEALTH_TOKEN and hmac.compare_digest(token, settings.HEALTH_TOKEN):
+        return True
+    # The session is in the database: look only once the database answers.
+    return check_database() == OK and request.user.is_staff
 
 
 def check_database():
@@ -50,6 +93,27 @@ def check_broker_and_workers():
         except Exception as error:
             return OK, describe(error)
     return OK, OK if answers else f"no worker answered within {wait:g} s"
+
+
+def check_mail():
+    """The oldest mail waiting past its time, and a fault of the site's setup."""
+    now = timezone.now()
+    late = Delivery.objects.filter(state__in=PENDING, due__lte=now).aggregate(Min("due"))[
+        "due__min"
+    ]
+    waiting = OK
+    if late and now - late > settings.MAIL_HEALTH_MAX_DELAY:
+        waiting = f"a mail has waited {now - late} past its time"
+    faulty = Delivery.objects.filter(state=State.RETRYING, fault=Fault.SETUP)
+    setup = OK
+    if last := faulty.order_by("-changed").first():
+        setup = f"{faulty.count()} mails wait for the site's mail setup: {last.reason}"
+    return {"waiting": waiting, "setup": setup}
+
+
+def recently_failed():
+    since = timezone.now() - timedelta(hours=1)
+    return Delivery.objects.filter(state=State.FAILED, changed__gte=since).count()
 
 
 def describe(error):

@@ -77,6 +77,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A database that does not answer fails a request (and a health check) in seconds.
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -105,7 +107,7 @@ MEDIA_URL = "media/"
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
 # Health checks (config/health.py) ask over plain HTTP from inside the network.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz(/mail)?$"]
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 60)
@@ -128,15 +130,12 @@ LOGGING = {
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="noreply@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # smtp (EMAIL_URL) or an email service's API: see config/transport.py.
-TRANSPORT, MAIL_GOES_TO = transport(env)
-
 DELIVERY = "{{ cookiecutter.project_slug }}.delivery"
+TRANSPORT, MAIL_GOES_TO = transport(env, smtp_backend=f"{DELIVERY}.smtp.EmailBackend")
+
 MAILERS = {
-    "default": {"BACKEND": f"{DELIVERY}.backends.QueueBackend"},
-    "deliver": {
-        "BACKEND": f"{DELIVERY}.backends.ReportingBackend",
-        "OPTIONS": {"using": "transport"},
-    },
+    "default": {"BACKEND": f"{DELIVERY}.outbox.QueueBackend"},
+    "deliver": {"BACKEND": f"{DELIVERY}.worker.DeliverBackend", "OPTIONS": {"using": "transport"}},
     "transport": TRANSPORT,
 }
 
@@ -150,6 +149,10 @@ MAIL_GIVE_UP_AFTER = timedelta(hours=env.int("MAIL_GIVE_UP_AFTER_HOURS", default
 # task was lost). Keep the first above the time a task can take to send.
 MAIL_SENDING_TIMEOUT = timedelta(seconds=env.int("MAIL_SENDING_TIMEOUT", default=300))
 MAIL_HANDOFF_TIMEOUT = timedelta(seconds=env.int("MAIL_HANDOFF_TIMEOUT", default=3600))
+# /healthz/mail fails when a mail has waited this long past its time.
+MAIL_HEALTH_MAX_DELAY = timedelta(seconds=env.int("MAIL_HEALTH_MAX_DELAY", default=600))
+# Lets monitoring read the reasons of /healthz and /healthz/mail (see config/health.py).
+HEALTH_TOKEN = env("HEALTH_TOKEN", default="")
 # cleanup_mail deletes mail older than this, with its attachments.
 MAIL_KEEP_DAYS = env.int("MAIL_KEEP_DAYS", default=90)
 

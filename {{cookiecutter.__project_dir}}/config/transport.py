@@ -31,7 +31,7 @@ API_URLS = {
 }
 
 
-def transport(env):
+def transport(env, smtp_backend="django.core.mail.backends.smtp.EmailBackend"):
     """The mailer's settings for the environment, and a line that says where mail goes."""
     service = env("EMAIL_SERVICE", default="smtp")
     if service != "smtp" and service not in KEYS:
@@ -42,7 +42,7 @@ def transport(env):
         return amazon_ses(env), service
     if service in API_URLS and env(KEYS[service], default=""):
         return web_api(service, env), service
-    mailer = smtp(env)
+    mailer = smtp(env, smtp_backend)
     where = f"smtp://{mailer['OPTIONS']['host']}:{mailer['OPTIONS']['port']}"
     if service != "smtp":
         where += f" ({service} needs {KEYS[service]})"
@@ -54,10 +54,10 @@ def timeout(env):
     return env.int("EMAIL_TIMEOUT", default=20)
 
 
-def smtp(env):
+def smtp(env, backend):
     url = env.email_url("EMAIL_URL", default="smtp://localhost:1025")
     return {
-        "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "BACKEND": backend,
         "OPTIONS": {
             "host": url["EMAIL_HOST"],
             "port": url["EMAIL_PORT"],

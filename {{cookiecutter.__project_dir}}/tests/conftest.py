@@ -2,11 +2,11 @@ import pytest
 from django.conf import settings
 from django.core import mail
 
-from {{ cookiecutter.project_slug }}.delivery import handoff, publisher
+from {{ cookiecutter.project_slug }}.delivery import handoff
 
 from config import celery_app
 from config import settings as site_settings
-from tests.scripted_server import ScriptedServer
+from tests.scripted_server import OtherServer, ScriptedServer
 
 
 @pytest.fixture(scope="session")
@@ -32,26 +32,35 @@ def in_memory_broker():
 
 @pytest.fixture(autouse=True)
 def mail_path(settings, monkeypatch, request):
-    """The site's own mail path, with Celery tasks run in place and a
-    scripted in-memory mail server instead of the real one."""
-    transport = site_settings.MAILERS["deliver"]["OPTIONS"]["using"]
+    """The site's own mail path, with Celery tasks run in place and a scripted in-memory
+    mail server instead of the real one (and "other", a second server mail.send may name)."""
     settings.MAILERS = {
         **site_settings.MAILERS,
-        transport: {"BACKEND": "tests.scripted_server.ScriptedServer"},
+        "transport": {"BACKEND": "tests.scripted_server.ScriptedServer"},
+        "other": {"BACKEND": "tests.scripted_server.OtherServer"},
     }
     monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
     if not request.node.get_closest_marker("background_handoff"):
         # Hand off in the test's own thread, which sees the test's transaction.
-        monkeypatch.setattr(publisher, "_submit", handoff.hand_off_due)
+        monkeypatch.setattr(handoff, "_submit", handoff.hand_off_due)
     monkeypatch.setattr(handoff, "_broker_paused_until", 0.0)
     mail.outbox = []
     yield
     ScriptedServer.errors.clear()
+    ScriptedServer.refusals.clear()
+    OtherServer.received.clear()
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """committed(): a block whose transaction commits; what runs after a commit runs at its end."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
 
 
 @pytest.fixture
 def server():
-    """The mail server: append exceptions to `server.errors` to make it fail."""
+    """The mail server: append exceptions to `server.errors` to make it fail, refusals to
+    `server.refusals` to make it refuse some recipients."""
     return ScriptedServer
 
 

@@ -1,4 +1,4 @@
-"""send_mail() → post_office row → Celery task → mail server, and the status it leaves."""
+"""send_mail() → post_office row → Celery task → mail server, and the state it leaves."""
 
 import smtplib
 from datetime import timedelta
@@ -15,6 +15,7 @@ from post_office import mail as post_office
 from post_office.models import STATUS, Email
 
 from {{ cookiecutter.project_slug }}.delivery import handoff
+from {{ cookiecutter.project_slug }}.delivery.models import Delivery
 
 from tests.samples import TEMPLATE_LIKE_SUBJECT
 
@@ -39,12 +40,22 @@ def sweep():
     call_command("send_queued_mail", stdout=open("/dev/null", "w"))  # noqa: SIM115
 
 
+def state_of(email):
+    return Delivery.objects.get(email_id=email.pk)
+
+
+def time_passes(email):
+    """The clock reaches the moment the sweeper is due to act on the mail."""
+    Delivery.objects.filter(email_id=email.pk).update(due=timezone.now())
+
+
 def test_a_sent_mail_is_delivered_and_recorded_as_sent(send):
     email = send(subject="Welcome")
 
     [delivered] = mail.outbox
     assert delivered.subject == "Welcome"
     assert delivered.alternatives[0].content == "<p>HTML body</p>"
+    assert state_of(email).state == "sent"
     email.refresh_from_db()
     assert email.status == STATUS.sent
     assert [log.status for log in email.logs.all()] == [STATUS.sent]
@@ -58,6 +69,15 @@ def test_attachments_keep_their_bytes_and_declared_type(send):
     [delivered] = mail.outbox
     [attachment] = delivered.attachments
     assert tuple(attachment) == ("report.pdf", pdf, "application/pdf")
+
+
+def test_a_task_names_the_mail_and_carries_nothing_else():
+    email = post_office.send("ada@example.com", subject="Secret", message="Body")
+
+    task = handoff.task_message(email.pk, email.message_id)
+
+    assert "Secret" not in str(task) and "ada@example.com" not in str(task)
+    assert (task["email_id"], task["headers"]) == (email.pk, {"Message-ID": email.message_id})
 
 
 @pytest.mark.django_db(transaction=True)
@@ -78,19 +98,21 @@ def test_a_passing_failure_is_counted_and_retried(send, server):
     email = send()
 
     assert mail.outbox == []
+    delivery = state_of(email)
+    assert (delivery.state, delivery.failed_attempts, delivery.fault) == ("retrying", 1, "passing")
+    assert delivery.due > timezone.now()
     email.refresh_from_db()
     assert (email.status, email.number_of_retries) == (STATUS.requeued, 1)
-    assert email.scheduled_time > timezone.now()
     [log] = email.logs.all()
     assert (log.status, log.exception_type) == (STATUS.failed, "SMTPServerDisconnected")
+    assert log.message.startswith("retrying, next attempt at ")
 
     # Celery retries it after MAIL_RETRY_INTERVAL (a test worker runs tasks in
     # place and skips that); the sweeper steps in if that retry never comes.
-    Email.objects.filter(pk=email.pk).update(scheduled_time=timezone.now())
+    time_passes(email)
     sweep()
     assert len(mail.outbox) == 1
-    email.refresh_from_db()
-    assert email.status == STATUS.sent
+    assert state_of(email).state == "sent"
 
 
 def test_a_refusal_fails_the_mail_at_once_with_the_servers_answer(send, server):
@@ -99,24 +121,64 @@ def test_a_refusal_fails_the_mail_at_once_with_the_servers_answer(send, server):
     email = send()
 
     assert mail.outbox == []
-    email.refresh_from_db()
-    assert email.status == STATUS.failed
-    [log] = email.logs.all()
-    assert "Message rejected as spam" in log.message
+    delivery = state_of(email)
+    assert (delivery.state, delivery.fault) == ("failed", "refused")
+    assert "Message rejected as spam" in delivery.reason
+    assert "Message rejected as spam" in email.logs.get().message
+
+
+def test_a_partial_refusal_sends_to_the_others_and_names_each_refused_address(server, committed):
+    server.refusals.append({"refuse@example.com": (550, b"5.1.1 No such user")})
+
+    with committed():
+        email = post_office.send(
+            ["ok@example.com", "refuse@example.com"], subject="Hi", message="Body"
+        )
+
+    assert len(mail.outbox) == 1
+    delivery = state_of(email)
+    assert delivery.state == "sent"
+    assert delivery.refused == {"refuse@example.com": "550 5.1.1 No such user"}
+    assert email.logs.get().message == "refused refuse@example.com: 550 5.1.1 No such user"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        smtplib.SMTPAuthenticationError(535, b"5.7.8 Authentication credentials invalid"),
+        smtplib.SMTPSenderRefused(553, b"5.7.1 Sender not allowed", "noreply@example.com"),
+    ],
+    ids=["wrong password", "sender not allowed"],
+)
+def test_a_fault_of_the_sites_setup_keeps_the_mail_waiting_even_when_it_is_old(
+    send, server, settings, error
+):
+    settings.MAIL_GIVE_UP_AFTER = timedelta(0)
+    server.errors.append(error)
+
+    email = send()
+
+    delivery = state_of(email)
+    assert (delivery.state, delivery.fault) == ("retrying", "setup")
+    assert email.logs.get().message.startswith("setup, next attempt at ")
+    time_passes(email)
+    sweep()  # the setup is fixed
+    assert state_of(email).state == "sent"
 
 
 def test_after_the_last_celery_retry_the_sweeper_takes_over(server, settings):
     email = post_office.send("ada@example.com", subject="Hello", message="Body")
+    Delivery.objects.filter(email_id=email.pk).update(state="retrying")
     server.errors.append(ConnectionRefusedError("refused"))
 
     last_retry = settings.MAIL_MAX_RETRIES
-    message = handoff.task_message(email)
+    message = handoff.task_message(email.pk, email.message_id)
     send_emails.apply(((message,), {}), {"using": "deliver"}, retries=last_retry)
 
-    email.refresh_from_db()
-    assert email.status == STATUS.requeued
+    delivery = state_of(email)
+    assert delivery.state == "retrying"
     retry_at = timezone.now() + timedelta(seconds=settings.MAIL_RETRY_INTERVAL)
-    assert abs(email.scheduled_time - retry_at) < timedelta(seconds=5)
+    assert abs(delivery.due - retry_at) < timedelta(seconds=5)
 
 
 def test_a_mail_still_failing_after_the_give_up_time_is_failed(send, server, settings):
@@ -125,9 +187,8 @@ def test_a_mail_still_failing_after_the_give_up_time_is_failed(send, server, set
 
     email = send()
 
-    email.refresh_from_db()
-    assert email.status == STATUS.failed
-    assert "gave up" in email.logs.get().message
+    assert state_of(email).state == "failed"
+    assert email.logs.get().message.startswith("gave up")
 
 
 def test_a_mail_queued_while_the_broker_is_down_is_sent_by_the_sweeper(send, monkeypatch):
@@ -135,8 +196,9 @@ def test_a_mail_queued_while_the_broker_is_down_is_sent_by_the_sweeper(send, mon
         broker_down.setattr(send_emails, "apply_async", refuse_connection)
         email = send()
 
-    email.refresh_from_db()
-    assert (email.status, mail.outbox) == (STATUS.queued, [])
+    delivery = state_of(email)
+    assert (delivery.state, mail.outbox) == ("queued", [])
+    assert delivery.due <= timezone.now(), "due for the sweeper's next run"
     monkeypatch.setattr(handoff, "_broker_paused_until", 0.0)
     sweep()
     assert len(mail.outbox) == 1
@@ -149,9 +211,22 @@ def refuse_connection(*args, **kwargs):
 def test_a_mail_handed_out_twice_is_sent_once(send):
     email = send()
 
-    send_emails((handoff.task_message(email),), {}, using="deliver")
+    send_emails((handoff.task_message(email.pk, email.message_id),), {}, using="deliver")
 
     assert len(mail.outbox) == 1
+
+
+def test_a_task_whose_message_id_is_not_the_rows_sends_nothing():
+    email = post_office.send("ada@example.com", subject="Ours", message="Body")
+    Delivery.objects.filter(email_id=email.pk).update(state="retrying")
+    mail.outbox = []
+
+    send_emails(
+        (handoff.task_message(email.pk, "<another-site@example.com>"),), {}, using="deliver"
+    )
+
+    assert mail.outbox == []
+    assert state_of(email).state == "retrying"
 
 
 def test_a_scheduled_mail_waits_for_its_time(django_capture_on_commit_callbacks):
@@ -163,14 +238,15 @@ def test_a_scheduled_mail_waits_for_its_time(django_capture_on_commit_callbacks)
             scheduled_time=timezone.now() + timedelta(hours=1),
         )
     sweep()
-    assert mail.outbox == []
+    assert (mail.outbox, state_of(email).state) == ([], "scheduled")
 
-    Email.objects.filter(pk=email.pk).update(scheduled_time=timezone.now())
+    Email.objects.filter(pk=email.pk).update(scheduled_time=timezone.now())  # its time comes
+    time_passes(email)
     sweep()
     assert len(mail.outbox) == 1
 
 
-def test_an_expired_mail_is_failed_not_sent():
+def test_an_expired_mail_is_expired_not_sent():
     email = post_office.send(
         "ada@example.com", subject="Too late", message="Body", expires_at=timezone.now()
     )
@@ -178,21 +254,22 @@ def test_an_expired_mail_is_failed_not_sent():
     sweep()
 
     assert mail.outbox == []
+    assert state_of(email).state == "expired"
     email.refresh_from_db()
     assert email.status == STATUS.failed
     assert "expired" in email.logs.get().message
 
 
-def test_a_mail_whose_worker_died_is_sent_again(settings):
+def test_a_mail_whose_worker_died_is_sent_again():
     email = post_office.send("ada@example.com", subject="Interrupted", message="Body")
-    long_ago = timezone.now() - settings.MAIL_SENDING_TIMEOUT - timedelta(seconds=1)
-    Email.objects.filter(pk=email.pk).update(status=None, last_updated=long_ago)
+    mail.outbox = []
+    long_ago = timezone.now() - timedelta(seconds=1)
+    Delivery.objects.filter(email_id=email.pk).update(state="sending", due=long_ago)
 
     sweep()
 
     assert len(mail.outbox) == 1
-    email.refresh_from_db()
-    assert email.status == STATUS.sent
+    assert state_of(email).state == "sent"
     assert email.logs.filter(exception_type="Interrupted").exists()
 
 

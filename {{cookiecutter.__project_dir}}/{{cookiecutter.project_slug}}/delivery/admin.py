@@ -1,58 +1,186 @@
-from django.contrib import admin
+"""post_office's admin for the mail, reading like a dashboard: the mails counted by state
+(each count a filter), one state column in the words of models.State, the next attempt,
+and Resend and "Send the selected mails again" through the workers."""
+
+from django.contrib import admin, messages
 from django.db.models import Count
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
-from post_office.admin import EmailAdmin as PostOfficeEmailAdmin
-from post_office.models import STATUS, Email
+from django.utils.html import format_html
+from django.utils.text import Truncator
+from post_office import admin as post_office_admin
+from post_office.models import STATUS, Email, Log
+
+from . import handoff, state
+from .models import Delivery, State
 
 admin.site.unregister(Email)
+admin.site.unregister(Log)
+
+
+class StateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return State.choices
+
+    def queryset(self, request, queryset):
+        return queryset.filter(delivery__state=self.value()) if self.value() else queryset
+
+
+def outcome(log):
+    """What a Log row records, in the states' words: a failed attempt that is retried is
+    not a failed mail."""
+    if log.status == 0:
+        return "sent"
+    if log.message.startswith(("retrying", "setup", "interrupted")):
+        return "retrying"
+    return "failed"
+
+
+class LogInline(post_office_admin.LogInline):
+    readonly_fields = fields = ["date", "what_happened", "exception_type", "message"]
+
+    @admin.display(description="what happened")
+    def what_happened(self, log):
+        return outcome(log)
 
 
 @admin.action(description="Send the selected mails again")
-def requeue(modeladmin, request, queryset):
-    queryset.update(status=STATUS.queued, scheduled_time=timezone.now())
+def send_again(modeladmin, request, queryset):
+    handed, skipped = [], 0
+    for email in queryset:
+        again, _ = state.send_again(email.pk)
+        if again:
+            handed.append(email)
+        else:
+            skipped += 1
+    handoff.after_commit(handed)
+    text = f"{len(handed)} mails handed to a worker again."
+    if skipped:
+        text += f" {skipped} left alone: they are being sent right now."
+    modeladmin.message_user(request, text, messages.SUCCESS if handed else messages.WARNING)
 
 
 @admin.register(Email)
-class EmailAdmin(PostOfficeEmailAdmin):
-    """post_office's admin, with a column that says where each mail stands and,
-    above the list, how many mails stand where."""
-
+class EmailAdmin(post_office_admin.EmailAdmin):
     list_display = [
-        "truncated_message_id",
+        "id",
         "to_display",
-        "shortened_subject",
-        "delivery",
+        "short_subject",
+        "state",
+        "delivery_details",
         "last_updated",
-        "use_template",
     ]
-    actions = [requeue]
+    list_filter = [StateFilter, "priority", "template__name"]
+    list_select_related = ["delivery", "template"]
+    readonly_fields = [*post_office_admin.EmailAdmin.readonly_fields, "status", "delivery_details"]
+    inlines = [post_office_admin.AttachmentInline, LogInline]
+    actions = [send_again]
 
     def changelist_view(self, request, extra_context=None):
-        extra_context = {**(extra_context or {}), "status_counts": status_counts()}
+        extra_context = {**(extra_context or {}), "state_counts": state_counts()}
         return super().changelist_view(request, extra_context)
 
-    @admin.display(description="Delivery", ordering="status")
-    def delivery(self, email):
-        attempts = email.number_of_retries or 0
-        if email.status is None:
-            return f"sending (attempt {attempts + 1})"
-        if email.status == STATUS.requeued:
-            when = timezone.localtime(email.scheduled_time).strftime("%Y-%m-%d %H:%M:%S")
-            return f"retrying: {attempts} failed attempts, next at {when}"
-        scheduled = email.scheduled_time
-        if email.status == STATUS.queued and scheduled and scheduled > timezone.now():
-            return f"scheduled for {timezone.localtime(scheduled):%Y-%m-%d %H:%M}"
-        return email.get_status_display()
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        return [(None, {"fields": ["delivery_details"]}), *fieldsets] if obj else fieldsets
+
+    @admin.display(description="subject", ordering="subject")
+    def short_subject(self, email):
+        return Truncator(self.shortened_subject(email)).chars(60)
+
+    @admin.display(description="state", ordering="delivery__state")
+    def state(self, email):
+        delivery = delivery_of(email)
+        return format_html(
+            '<span class="mail-state mail-{}">{}</span>',
+            delivery.state,
+            delivery.get_state_display(),
+        )
+
+    @admin.display(description="delivery")
+    def delivery_details(self, email):
+        return describe(delivery_of(email), email)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "scheduled_time" in form.changed_data:
+            state.rescheduled(obj.pk)
+            handoff.after_commit([obj])
+
+    def resend(self, request, pk):
+        """The Resend button: a page that asks, then a POST that hands the mail out again."""
+        email = self._get_object_or_deny(request, pk, "change")
+        if request.method != "POST":
+            context = {
+                **self.admin_site.each_context(request),
+                "email": email,
+                "opts": self.opts,
+                "delivery": describe(delivery_of(email), email),
+                "title": "Send this mail again?",
+            }
+            return TemplateResponse(request, "admin/post_office/email/resend.html", context)
+        again, what = state.send_again(email.pk)
+        if again:
+            handoff.after_commit([email])
+        level = messages.SUCCESS if again else messages.WARNING
+        self.message_user(request, f"Mail {email.pk} to {', '.join(email.to)}: {what}.", level)
+        return HttpResponseRedirect(reverse("admin:post_office_email_change", args=[email.pk]))
 
 
-def status_counts():
-    """All mail counted by status: "sent 120 · queued 3 · sending 1 · retrying 2 · failed 1"."""
-    counts = dict(Email.objects.order_by().values_list("status").annotate(Count("pk")))
-    shown = [
-        ("sent", STATUS.sent),
-        ("queued", STATUS.queued),
-        ("sending", None),
-        ("retrying", STATUS.requeued),
-        ("failed", STATUS.failed),
-    ]
-    return " · ".join(f"{name} {counts.get(status, 0)}" for name, status in shown)
+@admin.register(Log)
+class LogAdmin(post_office_admin.LogAdmin):
+    list_display = ["date", "email", "what_happened", post_office_admin.get_message_preview]
+
+    @admin.display(description="what happened")
+    def what_happened(self, log):
+        return outcome(log)
+
+
+def delivery_of(email):
+    """The mail's delivery; a mail no door recorded yet (the sweeper will) reads as queued."""
+    try:
+        return email.delivery
+    except Delivery.DoesNotExist:
+        return Delivery(email=email, state=State.QUEUED, changed=email.created)
+
+
+def describe(delivery, email):
+    """One line on where the mail stands, for the list and the mail's page."""
+    attempts = delivery.failed_attempts
+    failed = f"{attempts} failed attempt{'s' * (attempts != 1)}"
+    if delivery.state == State.RETRYING:
+        return f"{failed}; next at {local(delivery.due)}: {Truncator(delivery.reason).chars(80)}"
+    if delivery.state == State.SCHEDULED:
+        return f"scheduled for {local(delivery.due)}"
+    if delivery.state == State.SENDING:
+        return f"attempt {attempts + 1} since {local(delivery.changed)}"
+    if delivery.state == State.FAILED:
+        return f"after {failed}: {Truncator(delivery.reason).chars(80)}"
+    if delivery.state == State.SENT:
+        recipients = len(email.to) + len(email.cc) + len(email.bcc)
+        if delivery.refused:
+            refused = "; ".join(
+                f"{address} ({answer})" for address, answer in delivery.refused.items()
+            )
+            return (
+                f"sent to {recipients - len(delivery.refused)} of {recipients}; refused: {refused}"
+            )
+        return f"sent {local(delivery.changed)}"
+    return ""
+
+
+def local(moment):
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def state_counts():
+    """[(state, its name, how many mails are in it)] for every state, in the order of State."""
+    counts = dict(Delivery.objects.order_by().values_list("state").annotate(Count("pk")))
+    unrecorded = Email.objects.filter(delivery=None, status__in=(STATUS.queued, STATUS.requeued))
+    counts[State.QUEUED] = counts.get(State.QUEUED, 0) + unrecorded.count()
+    return [(value, label, counts.get(value, 0)) for value, label in State.choices]

@@ -1,81 +1,136 @@
-"""Hand queued mails to the Celery workers, through django-celery-email's task."""
+"""Hands mails to the broker, as django-celery-email tasks, from a thread of the process
+that wrote them: a request never waits for RabbitMQ.
 
+A task names each mail by its row's id and Message-ID and carries nothing else; the
+worker reads the mail, attachments included, from the database and the media storage.
+A mail this process could not hand off (the broker is down, or the process died first)
+is due for the sweeper soon after (state.HANDOFF_GRACE).
+"""
+
+import atexit
 import logging
+import queue
+import threading
 import time
-from email import encoders
-from email.message import Message
 from itertools import batched, groupby
 
 from django.conf import settings
-from django.db.models import prefetch_related_objects
+from django.core.mail import EmailMessage
+from django.db import close_old_connections, transaction
 from django.utils import timezone
 from djcelery_email.tasks import send_emails
 from djcelery_email.utils import email_to_dict
 
-from . import status
+from . import state
 
 logger = logging.getLogger(__name__)
 
-# After a failed publish this process leaves the broker alone for a while:
+# Mails that pile up while the broker is slow go out together, in fewer tasks.
+BATCH_SIZE = 100
+# After the broker could not be reached, this process leaves it alone for a while:
 # requests keep returning at once and their mail waits for the sweeper.
 BROKER_PAUSE_SECONDS = 10
 _broker_paused_until = 0.0
 
+_pending = queue.Queue()
+_start = threading.Lock()
+_thread = None
 
-def hand_off_due(emails):
-    """Hand out the mails whose time has come; note the hand-off, or leave them for the sweeper."""
+
+def after_commit(emails):
+    """Hand these mails to the broker once the current transaction commits."""
+    mails = [
+        (email.pk, email.message_id, email.priority or 0, email.scheduled_time, email.expires_at)
+        for email in emails
+    ]
+    transaction.on_commit(lambda: _submit(mails))
+
+
+def _submit(mails):
+    global _thread
+    with _start:
+        if _thread is None or not _thread.is_alive():
+            _thread = threading.Thread(target=_hand_off_forever, name="mail-handoff", daemon=True)
+            _thread.start()
+    _pending.put(mails)
+
+
+def _hand_off_forever():
+    while True:
+        batches = [_pending.get()]
+        while len(batches) < BATCH_SIZE and not _pending.empty():
+            batches.append(_pending.get_nowait())
+        close_old_connections()
+        try:
+            hand_off_due([mail for batch in batches for mail in batch])
+        except Exception:
+            logger.exception("Could not hand mails off; the sweeper will")
+        finally:
+            for _ in batches:
+                _pending.task_done()
+
+
+def flush(timeout=10.0):
+    """Wait until every mail this process committed is handed off (or left for the sweeper)."""
+    with _pending.all_tasks_done:
+        _pending.all_tasks_done.wait_for(lambda: not _pending.unfinished_tasks, timeout)
+
+
+atexit.register(flush)
+
+
+def hand_off_due(mails):
+    """Publish the mails whose time has come, if they still wait; the others wait for the
+    sweeper."""
     now = timezone.now()
-    due = [email for email in emails if email.scheduled_time is None or email.scheduled_time <= now]
-    prefetch_related_objects(due, "attachments")
-    left = hand_off(due)
-    status.mark_handed_off([email for email in due if email not in left])
-    status.leave_for_sweeper(left)
+    due = {
+        pk: (message_id, priority)
+        for pk, message_id, priority, scheduled, expires in mails
+        if not (scheduled and scheduled > now) and not (expires and expires <= now)
+    }
+    versions = state.waiting(list(due))
+    publish([(pk, *due[pk], version) for pk, version in versions.items()])
 
 
-def hand_off(emails):
-    """Publish the mails, a task per chunk and priority; return the ones left behind."""
+def publish(mails):
+    """Publish [(id, Message-ID, priority, version)], a task per chunk and priority; note on
+    each mail whether the broker took it. Returns how many it took."""
     global _broker_paused_until
+    versions = {pk: version for pk, _, _, version in mails}
     if time.monotonic() < _broker_paused_until:
-        return list(emails)
-
-    by_priority = sorted(emails, key=lambda email: email.priority or 0, reverse=True)
+        state.left_behind(versions)
+        return 0
+    by_priority = sorted(mails, key=lambda mail: mail[2], reverse=True)
     chunks = [
         (priority, chunk)
-        for priority, same in groupby(by_priority, key=lambda email: email.priority or 0)
+        for priority, same in groupby(by_priority, key=lambda mail: mail[2])
         for chunk in batched(same, settings.CELERY_EMAIL_CHUNK_SIZE)
     ]
-    for index, (priority, chunk) in enumerate(chunks):
-        messages = [message for email in chunk if (message := task_message(email))]
-        if not messages:
-            continue
+    taken = []
+    for priority, chunk in chunks:
+        ids = [pk for pk, *_ in chunk]
         try:
             send_emails.apply_async(
-                (messages, {}),
+                ([task_message(pk, message_id) for pk, message_id, *_ in chunk], {}),
                 {"using": "deliver"},
                 priority=priority,
-                # What workers log for the task: the mails' ids, not their contents.
-                argsrepr=f"(mails {', '.join(str(email.pk) for email in chunk)})",
+                # What workers log for the task: the mails' ids.
+                argsrepr=f"(mails {', '.join(map(str, ids))})",
                 kwargsrepr="",
             )
         except Exception:
             logger.exception("Broker unreachable; the sweeper will hand these mails out later")
             _broker_paused_until = time.monotonic() + BROKER_PAUSE_SECONDS
-            return [email for _, rest in chunks[index:] for email in rest]
-    return []
+            break
+        taken += ids
+    state.handed_off({pk: versions[pk] for pk in taken})
+    state.left_behind({pk: version for pk, version in versions.items() if pk not in taken})
+    return len(taken)
 
 
-def task_message(email):
-    """The mail as django-celery-email's task carries it, or None if it cannot be built."""
-    try:
-        message = email.prepare_email_message()
-    except Exception as error:
-        logger.exception("Cannot build mail %s", email.pk)
-        status.mark_attempt_failed(email.pk, error, celery_retries_left=False)
-        return None
-    for part in message.attachments:
-        # post_office rebuilds parts that carry headers (inline images with a
-        # Content-ID) from raw bytes and no transfer encoding: SMTP would mangle them.
-        if isinstance(part, Message) and "Content-Transfer-Encoding" not in part:
-            encoders.encode_base64(part)
-    message.email_id = email.pk
-    return email_to_dict(message)
+def task_message(pk, message_id):
+    """What django-celery-email's task carries for a mail: only what names it. (No
+    recipients: nothing but the worker's mailer, which reads the row, can send it.)"""
+    stub = EmailMessage(headers={"Message-ID": message_id} if message_id else {})
+    stub.email_id = pk
+    return email_to_dict(stub)

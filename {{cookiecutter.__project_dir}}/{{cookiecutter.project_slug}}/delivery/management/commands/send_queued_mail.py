@@ -1,9 +1,13 @@
 from django.core.management.base import BaseCommand
 
-from ... import status
-from ...handoff import hand_off
+from ...sweeper import sweep
 
-BATCH_SIZE = 500
+# post_office's options, accepted so that its cron lines work, and why they change nothing.
+POST_OFFICE_OPTIONS = {
+    "processes": "the Celery workers send the mail here (WORKER_CONCURRENCY sets how many at once)",
+    "lockfile": "sweepers need no lock here: they claim mails in the database",
+    "log_level": "post_office's LOG_LEVEL setting says what is logged",
+}
 
 
 class Command(BaseCommand):
@@ -13,18 +17,19 @@ class Command(BaseCommand):
         "Replaces post_office's command of the same name; safe to run on several hosts at once."
     )
 
+    def add_arguments(self, parser):
+        parser.add_argument("-p", "--processes", type=int, help="accepted; changes nothing here")
+        parser.add_argument("-L", "--lockfile", help="accepted; changes nothing here")
+        parser.add_argument("-l", "--log-level", type=int, help="accepted; changes nothing here")
+
     def handle(self, *args, **options):
-        expired = status.fail_expired()
-        interrupted = status.rescue_interrupted()
-        handed = 0
-        while batch := status.claim_due(BATCH_SIZE):
-            left = hand_off(batch)
-            handed += len(batch) - len(left)
-            if left:
-                status.leave_for_sweeper(left)
-                self.stderr.write(f"The broker is unreachable: {len(left)} mails stay queued.")
-                break
+        for option, why in POST_OFFICE_OPTIONS.items():
+            if options[option] is not None:
+                self.stderr.write(f"--{option.replace('_', '-')} changes nothing: {why}.")
+        done = sweep()
+        if done.left:
+            self.stderr.write(f"The broker is unreachable: {done.left} due mails wait.")
         self.stdout.write(
-            f"Handed {handed} mails to the workers; "
-            f"{interrupted} interrupted mails queued again; {expired} expired."
+            f"Handed {done.handed_off} mails to the workers; {done.interrupted} interrupted mails "
+            f"queued again; {done.expired} expired; {done.adopted} found without a delivery state."
         )

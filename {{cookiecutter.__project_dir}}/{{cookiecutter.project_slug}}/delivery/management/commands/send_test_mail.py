@@ -5,7 +5,9 @@ import time
 from django.core.mail import send_mail
 from django.core.management.base import BaseCommand
 from django.utils import timezone
-from post_office.models import STATUS, Email
+from post_office.models import Email
+
+from ...models import Delivery, Fault, State
 
 POLL_SECONDS = 0.5
 BODY = """\
@@ -39,29 +41,33 @@ class Command(BaseCommand):
         )
 
         deadline = time.monotonic() + timeout
-        while email.status not in (STATUS.sent, STATUS.failed, STATUS.requeued):
+        delivery = Delivery.objects.get(email=email)
+        while delivery.state not in (State.SENT, State.FAILED, State.RETRYING, State.EXPIRED):
             if time.monotonic() >= deadline:
                 break
             time.sleep(POLL_SECONDS)
-            email.refresh_from_db()
+            delivery.refresh_from_db()
 
-        self.stdout.write(where_it_stands(email))
-        if email.status != STATUS.sent:
+        self.stdout.write(where_it_stands(delivery))
+        if delivery.state != State.SENT:
             raise SystemExit(1)
 
 
-def where_it_stands(email):
-    if email.status == STATUS.sent:
-        return "sent: the mail server accepted it"
-    last_error = email.logs.filter(status=STATUS.failed).order_by("-pk").first()
-    if email.status == STATUS.failed:
-        return f"failed: {last_error.message}"
-    if email.status == STATUS.requeued:
-        attempts = email.number_of_retries
+def where_it_stands(delivery):
+    if delivery.state == State.SENT:
+        refused = "".join(
+            f"; refused {address}: {answer}" for address, answer in delivery.refused.items()
+        )
+        return f"sent: the mail server accepted it{refused}"
+    if delivery.state in (State.FAILED, State.EXPIRED):
+        return f"{delivery.state}: {delivery.reason}"
+    if delivery.state == State.RETRYING:
+        attempts = delivery.failed_attempts
+        setup = " (the site's setup)" if delivery.fault == Fault.SETUP else ""
         return (
             f"retrying ({attempts} failed attempt{'s' * (attempts != 1)}, "
-            f"last error: {last_error.message})"
+            f"last error{setup}: {delivery.reason})"
         )
-    if email.status is None:
+    if delivery.state == State.SENDING:
         return "still sending: a worker is talking to the mail server; look again in a minute"
     return "still queued: is a worker running? is the broker reachable?"

@@ -1,11 +1,15 @@
-"""The two mailers of the mail path (see MAILERS in config/settings.py)."""
+"""Where every mail comes in: the default mailer (send_mail(), EmailMessage.send()) and
+post_office's own doors (mail.send(), send_many(), priority "now", Email.dispatch()).
+
+Each mail is a post_office row with its delivery state, written in the caller's
+transaction; once that commits, handoff.py gives it to the broker. Nothing here waits
+for the broker or the mail server.
+"""
 
 from email.message import Message
 from email.utils import make_msgid
 
-from celery import current_task
 from django.core.files.base import ContentFile
-from django.core.mail import mailers
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
 from post_office.models import STATUS, Email
@@ -13,7 +17,7 @@ from post_office.settings import get_message_id_enabled, get_message_id_fqdn
 from post_office.signals import email_queued
 from post_office.utils import create_attachments, parse_priority
 
-from . import status
+from . import handoff, state
 
 
 class QueueBackend(BaseEmailBackend):
@@ -23,22 +27,38 @@ class QueueBackend(BaseEmailBackend):
     bodies are stored as given (post_office renders them as Django templates,
     so a variable in braces vanished and a lone tag raised), and every
     attachment keeps its declared MIME type and headers (post_office sent
-    ("report.pdf", data, "application/pdf") as application/octet-stream). A
-    message and its attachments are written together or not at all.
+    ("report.pdf", data, "application/pdf") as application/octet-stream). The
+    messages and their attachments are written together or not at all.
     """
 
     def send_messages(self, email_messages):
         emails = []
-        for message in email_messages:
-            with transaction.atomic():
+        with transaction.atomic():
+            for message in email_messages:
                 email = queued_email(message)
                 email.save()  # post_office validates the addresses here
                 attachments = dict(map(stored_attachment, message.attachments))
                 if attachments:
                     email.attachments.add(*create_attachments(attachments))
-            emails.append(email)
-        email_queued.send(sender=Email, emails=emails)
+                emails.append(email)
+            email_queued.send(sender=Email, emails=emails)
         return len(emails)
+
+
+def on_queued(sender, emails, **kwargs):
+    """post_office queued these mails (through any door): record them, and hand them to the
+    broker once the transaction that wrote them commits."""
+    state.record(emails)
+    handoff.after_commit(emails)
+
+
+def dispatch(email, log_level=None, disconnect_after_delivery=True, commit=True, connection=None):
+    """Stands in for post_office's Email.dispatch(), which sends in the calling request (for
+    priority "now" and the admin's Resend): here the mail goes to a worker like any other."""
+    state.send_again(email.pk)
+    handoff.after_commit([email])
+    email.status = STATUS.queued
+    return email.status
 
 
 def queued_email(message):
@@ -84,42 +104,3 @@ def stored_attachment(attachment):
     if isinstance(content, str):
         content = content.encode()
     return name, {"file": ContentFile(content), "mimetype": mimetype or ""}
-
-
-class ReportingBackend(BaseEmailBackend):
-    """Runs in the Celery worker: sends through the mailer `using` names, then
-    writes each outcome on the mail's post_office row (see status.py)."""
-
-    def __init__(self, *, using, **kwargs):
-        super().__init__(**kwargs)
-        self.transport = mailers[using]
-
-    def open(self):
-        return self.transport.open()
-
-    def close(self):
-        self.transport.close()
-
-    def send_messages(self, email_messages):
-        sent = 0
-        for message in email_messages:
-            email_id = message.email_id
-            if not status.start_sending(email_id):
-                continue
-            try:
-                self.transport.send_messages([message])
-            except Exception as error:
-                self.transport.close()
-                if status.mark_attempt_failed(email_id, error, celery_retries_left()):
-                    raise  # django-celery-email's task schedules the retry
-                continue
-            status.mark_sent(email_id)
-            sent += 1
-        return sent
-
-
-def celery_retries_left():
-    """True inside a Celery task that has retries left."""
-    if not current_task:
-        return False
-    return current_task.request.retries < current_task.max_retries

@@ -1,0 +1,276 @@
+"""Every change of a mail's state, and the only code that writes one.
+
+    queued ──▶ handed off ──▶ sending ──▶ sent
+      ▲            ▲             │
+    (any door)  scheduled        ├──▶ retrying ──▶ (handed off again, or taken by Celery's retry)
+                                 └──▶ failed
+    a mail still waiting past its expires_at ──▶ expired
+
+Each function moves mails with one conditional UPDATE, so two processes never move the
+same mail the same way twice, and writes post_office's own status (and a Log row) with it,
+so post_office's admin, API and commands see the same thing. `Delivery.due` says when the
+sweeper acts on a mail (see models.Delivery).
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from post_office.models import STATUS, Email, Log
+from post_office.settings import get_log_level, get_retry_timedelta
+
+from .models import Delivery, Fault, State
+
+PENDING = (State.QUEUED, State.SCHEDULED, State.HANDED_OFF, State.RETRYING)
+TAKEABLE = (State.QUEUED, State.HANDED_OFF, State.RETRYING)
+FINAL = (State.SENT, State.FAILED, State.EXPIRED)
+# A mail its own process did not hand off within this time is handed out by the sweeper.
+HANDOFF_GRACE = timedelta(minutes=1)
+# A sweeper that claimed mails has this long to hand them out before another may.
+SWEEP_LEASE = timedelta(minutes=2)
+# While Celery retries a mail itself, the sweeper waits this much longer than the retry.
+RETRY_GRACE = timedelta(minutes=1)
+
+
+def move(deliveries, now, **fields):
+    """Change the deliveries; every change counts up their version. Returns how many."""
+    return deliveries.update(version=F("version") + 1, changed=now, **fields)
+
+
+def post_office_status(state, failed_attempts):
+    """post_office's status for a state: it knows sent, failed, queued and requeued."""
+    if state == State.SENT:
+        return STATUS.sent
+    if state in (State.FAILED, State.EXPIRED):
+        return STATUS.failed
+    return STATUS.requeued if failed_attempts else STATUS.queued
+
+
+def record(emails, grace=HANDOFF_GRACE):
+    """Mails that came in through any door: queued (due for the sweeper after `grace`, unless
+    handed off before), or scheduled if their time is ahead."""
+    now = timezone.now()
+    deliveries = [delivery_for(email, now, grace) for email in emails]
+    Delivery.objects.bulk_create(deliveries, ignore_conflicts=True)
+    # post_office leaves mail it would send in the request (priority "now") without a status.
+    unmarked = Email.objects.filter(pk__in=[email.pk for email in emails], status=None)
+    unmarked.update(status=STATUS.queued)
+
+
+def delivery_for(email, now, grace):
+    if is_ahead(email.scheduled_time, now):
+        return Delivery(
+            email_id=email.pk, state=State.SCHEDULED, due=email.scheduled_time, changed=now
+        )
+    return Delivery(email_id=email.pk, state=State.QUEUED, due=now + grace, changed=now)
+
+
+def is_ahead(moment, now):
+    return moment is not None and moment > now
+
+
+def adopt():
+    """Record the post_office mails waiting to be sent that no door told us about; how many."""
+    orphans = list(
+        Email.objects.filter(status__in=(STATUS.queued, STATUS.requeued), delivery=None).only(
+            "pk", "scheduled_time"
+        )
+    )
+    record(orphans, grace=timedelta(0))
+    return len(orphans)
+
+
+def waiting(ids):
+    """{id: version} of the mails among `ids` still waiting for a worker."""
+    return dict(
+        Delivery.objects.filter(email_id__in=ids, state__in=PENDING).values_list(
+            "email_id", "version"
+        )
+    )
+
+
+def handed_off(versions):
+    """Tasks for these mails ({id: version} read before publishing) are in the broker. A
+    mail that changed since (a worker took it already) keeps its new state."""
+    now = timezone.now()
+    for version, ids in by_version(versions):
+        untouched = Delivery.objects.filter(email_id__in=ids, version=version, state__in=PENDING)
+        move(untouched, now, state=State.HANDED_OFF, due=now + settings.MAIL_HANDOFF_TIMEOUT)
+
+
+def left_behind(versions):
+    """The broker did not take these mails: the sweeper's next run hands them out."""
+    now = timezone.now()
+    for version, ids in by_version(versions):
+        move(
+            Delivery.objects.filter(email_id__in=ids, version=version, state__in=PENDING),
+            now,
+            due=now,
+        )
+
+
+def by_version(versions):
+    """[(version, [ids])]: the mails of one version move in one UPDATE."""
+    groups = {}
+    for pk, version in versions.items():
+        groups.setdefault(version, []).append(pk)
+    return groups.items()
+
+
+def take(email_id, message_id):
+    """A worker takes the mail to send it now; False if it is not waiting for a worker (or
+    for its scheduled time), is expired, or is not the mail the task names (its Message-ID
+    differs)."""
+    now = timezone.now()
+    same_mail = Q(email__message_id=message_id) if message_id else Q(email__message_id=None)
+    ready = Q(state__in=TAKEABLE) | Q(state=State.SCHEDULED, email__scheduled_time__lte=now)
+    waiting = Delivery.objects.filter(ready, same_mail, email_id=email_id)
+    waiting = waiting.exclude(email__expires_at__lte=now)
+    return move(waiting, now, state=State.SENDING, due=now + settings.MAIL_SENDING_TIMEOUT) == 1
+
+
+def sent(email_id, refused):
+    """The server accepted the mail for every recipient but those in `refused`
+    ({address: its answer}). Written whatever the state: it is what happened."""
+    now = timezone.now()
+    note = "; ".join(f"refused {address}: {answer}" for address, answer in refused.items())
+    with transaction.atomic():
+        done = {"state": State.SENT, "due": None, "fault": Fault.NONE, "reason": note}
+        move(Delivery.objects.filter(email_id=email_id), now, refused=refused, **done)
+        Email.objects.filter(pk=email_id).update(status=STATUS.sent, last_updated=now)
+        if get_log_level() >= 2 or (refused and get_log_level() >= 1):
+            Log.objects.create(email_id=email_id, status=STATUS.sent, message=note)
+
+
+def attempt_failed(email_id, error, fault, celery_retries_left):
+    """Write a failed attempt; return True if Celery should retry the mail now.
+
+    A refusal fails the mail. A passing failure is retried, by Celery while it has
+    retries left, then by the sweeper every MAIL_RETRY_INTERVAL, until the mail is
+    older than MAIL_GIVE_UP_AFTER. A fault of the site's setup (credentials, the sender
+    the server refuses) is retried until the setup is fixed.
+    """
+    now = timezone.now()
+    delivery = Delivery.objects.select_related("email").get(email_id=email_id)
+    answer = str(error) or repr(error)
+    attempts = delivery.failed_attempts + 1
+    if fault == Fault.REFUSED:
+        state, due, note = State.FAILED, None, f"refused: {answer}"
+    elif fault == Fault.PASSING and now - delivery.email.created > settings.MAIL_GIVE_UP_AFTER:
+        state, due, note = (
+            State.FAILED,
+            None,
+            f"gave up after {settings.MAIL_GIVE_UP_AFTER}: {answer}",
+        )
+    else:
+        retry_at = now + get_retry_timedelta()
+        state, due = State.RETRYING, retry_at + RETRY_GRACE if celery_retries_left else retry_at
+        kind = "setup" if fault == Fault.SETUP else "retrying"
+        note = f"{kind}, next attempt at {timezone.localtime(retry_at):%H:%M:%S}: {answer}"
+    with transaction.atomic():
+        sending = Delivery.objects.filter(email_id=email_id, state=State.SENDING)
+        failed = {"state": state, "due": due, "fault": fault, "reason": answer}
+        if not move(sending, now, failed_attempts=attempts, **failed):
+            return False  # the sweeper gave the mail to another worker meanwhile
+        Email.objects.filter(pk=email_id).update(
+            status=post_office_status(state, attempts), number_of_retries=attempts, last_updated=now
+        )
+        if get_log_level() >= 1:
+            Log.objects.create(
+                email_id=email_id,
+                status=STATUS.failed,
+                message=note,
+                exception_type=type(error).__name__,
+            )
+    return celery_retries_left and state == State.RETRYING
+
+
+def expire():
+    """Mails still waiting when their expires_at passed: expired, never sent; how many."""
+    waiting = Delivery.objects.filter(state__in=PENDING, email__expires_at__lte=timezone.now())
+    return move_all(waiting, State.EXPIRED, "expired before it could be sent", "Expired")
+
+
+def rescue_interrupted():
+    """Mails whose worker died while sending them: retried at once; how many."""
+    stale = Delivery.objects.filter(state=State.SENDING, due__lte=timezone.now())
+    note = "interrupted while sending; the server may have accepted it"
+    return move_all(stale, State.RETRYING, note, "Interrupted")
+
+
+def move_all(deliveries, state, note, exception_type):
+    """Move the deliveries no other process holds to `state`, each with a Log row."""
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            deliveries.select_for_update(skip_locked=True).values_list("email_id", flat=True)
+        )
+        due = now if state == State.RETRYING else None
+        move(Delivery.objects.filter(email_id__in=ids), now, state=state, due=due, reason=note)
+        status = post_office_status(state, failed_attempts=1)
+        Email.objects.filter(pk__in=ids).update(status=status, last_updated=now)
+        Log.objects.bulk_create(
+            Log(email_id=pk, status=STATUS.failed, message=note, exception_type=exception_type)
+            for pk in ids
+        )
+    return len(ids)
+
+
+def claim_due(limit):
+    """Take up to `limit` mails whose `due` has passed, for this sweeper to hand out.
+
+    Rows another sweeper holds are skipped, and a claimed mail is not due again for
+    SWEEP_LEASE, so sweepers on several hosts share the backlog instead of handing out
+    the same mail twice. Returns [(id, Message-ID, priority, version)], highest priority
+    first.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        due = list(
+            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(state__in=PENDING, due__lte=now)
+            .exclude(email__expires_at__lte=now)
+            .order_by("-email__priority", "email_id")
+            .values_list("email_id", "email__message_id", "email__priority", "version")[:limit]
+        )
+        move(
+            Delivery.objects.filter(email_id__in=[row[0] for row in due]),
+            now,
+            due=now + SWEEP_LEASE,
+        )
+    return [
+        (pk, message_id, priority or 0, version + 1) for pk, message_id, priority, version in due
+    ]
+
+
+def send_again(email_id):
+    """Hand a mail out again now, whatever happened to it. Returns whether it was done, and
+    a sentence that says what. A mail being sent right now is left alone."""
+    now = timezone.now()
+    with transaction.atomic():
+        if not Delivery.objects.filter(email_id=email_id).exists():
+            record(Email.objects.filter(pk=email_id))
+        delivery = Delivery.objects.select_for_update().get(email_id=email_id)
+        if delivery.state == State.SENDING:
+            return False, "it is being sent right now: nothing was done"
+        state = State.RETRYING if delivery.state == State.RETRYING else State.QUEUED
+        move(Delivery.objects.filter(email_id=email_id), now, state=state, due=now + HANDOFF_GRACE)
+        status = post_office_status(state, delivery.failed_attempts)
+        Email.objects.filter(pk=email_id).update(status=status, last_updated=now)
+    return True, f"it was {delivery.get_state_display()}; it is handed to a worker again"
+
+
+def rescheduled(email_id):
+    """After an edit of a waiting mail's scheduled time: scheduled if the time is ahead,
+    else queued for a hand-off now."""
+    now = timezone.now()
+    scheduled = Email.objects.values_list("scheduled_time", flat=True).get(pk=email_id)
+    ahead = is_ahead(scheduled, now)
+    move(
+        Delivery.objects.filter(email_id=email_id, state__in=PENDING),
+        now,
+        state=State.SCHEDULED if ahead else State.QUEUED,
+        due=scheduled if ahead else now,
+    )

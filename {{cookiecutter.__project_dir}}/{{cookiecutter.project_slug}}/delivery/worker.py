@@ -1,0 +1,160 @@
+"""The mailer that runs in the Celery worker ("deliver" in MAILERS).
+
+django-celery-email's task hands it the mails of a task, each named by its row's id and
+Message-ID. For each one it takes the mail (state.take), builds the message from the row,
+sends it through the transport and writes the outcome (state.py).
+"""
+
+import logging
+import smtplib
+import ssl
+from email import encoders
+from email.message import Message
+
+from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
+from celery import current_task
+from django.core.exceptions import ImproperlyConfigured
+from django.core.mail import mailers
+from django.core.mail.backends.base import BaseEmailBackend
+from post_office.models import Email
+
+from . import state
+from .models import Fault
+from .outbox import QueueBackend
+
+logger = logging.getLogger(__name__)
+
+# SMTP replies about the site's own setup: authentication required, mechanism too weak,
+# credentials refused, encryption required.
+SETUP_REPLIES = {530, 534, 535, 538}
+# The HTTP answers of an email service about the site's key.
+SETUP_STATUSES = {401, 403}
+
+
+class DeliverBackend(BaseEmailBackend):
+    def __init__(self, *, using="transport", **kwargs):
+        super().__init__(**kwargs)
+        self.using = using
+        self.transports = {}
+
+    def close(self):
+        for transport in self.transports.values():
+            transport.close()
+        self.transports.clear()
+
+    def send_messages(self, email_messages):
+        return sum(
+            self.deliver(message.email_id, message.extra_headers.get("Message-ID"))
+            for message in email_messages
+        )
+
+    def deliver(self, email_id, message_id):
+        """Send one mail if it is still waiting for a worker; True if the server took it."""
+        if not state.take(email_id, message_id):
+            logger.info(
+                "Mail %s is not waiting for a worker (or not this site's): skipped", email_id
+            )
+            return False
+        email = (
+            Email.objects.select_related("template")
+            .prefetch_related("attachments")
+            .get(pk=email_id)
+        )
+        try:
+            message = outgoing(email)
+        except Exception as error:
+            logger.exception("Mail %s cannot be built", email_id)
+            state.attempt_failed(email_id, error, Fault.REFUSED, celery_retries_left=False)
+            return False
+        transport = self.transport(email.backend_alias)
+        try:
+            refused = send(transport, message)
+        except Exception as error:
+            transport.close()  # a broken connection is not used again
+            if state.attempt_failed(email_id, error, fault_of(error), celery_retries_left()):
+                raise  # django-celery-email's task schedules the retry
+            return False
+        state.sent(email_id, refused)
+        return True
+
+    def transport(self, alias):
+        """The mailer post_office's backend alias names (mail.send(backend=...)), or ours."""
+        if alias not in self.transports:
+            mailer = mailers[alias or self.using]
+            if isinstance(mailer, QueueBackend | DeliverBackend):  # it would queue the mail again
+                mailer = mailers[self.using]
+            self.transports[alias] = mailer
+        return self.transports[alias]
+
+
+def outgoing(email):
+    """The message to send for a post_office row, its attachments read from storage."""
+    message = email.prepare_email_message()
+    for part in message.attachments:
+        # post_office rebuilds parts that carry headers (inline images with a Content-ID)
+        # from raw bytes and no transfer encoding: SMTP would mangle them.
+        if isinstance(part, Message) and "Content-Transfer-Encoding" not in part:
+            encoders.encode_base64(part)
+    return message
+
+
+def send(transport, message):
+    """Send through the transport; return {address: answer} for the recipients it refused
+    while it accepted the others."""
+    transport.open()  # kept open, so the connection's answers can be read after
+    transport.send_messages([message])
+    smtp_refused = getattr(getattr(transport, "connection", None), "refused", {})
+    refused = {
+        address: f"{code} {answer.decode(errors='replace')}"
+        for address, (code, answer) in smtp_refused.items()
+    }
+    service = getattr(message, "anymail_status", None)
+    for address, recipient in (service.recipients if service else {}).items():
+        if recipient.status in ("rejected", "invalid"):
+            refused[address] = recipient.status
+    return refused
+
+
+def fault_of(error):
+    """Whose fault a failed send is: the message's (refused), passing, or the site's setup."""
+    if isinstance(error, AnymailRecipientsRefused):
+        return Fault.REFUSED
+    if isinstance(error, AnymailAPIError):
+        status = api_status(error)
+        if status in SETUP_STATUSES:
+            return Fault.SETUP
+        if status is not None and 400 <= status < 500 and status != 429:
+            return Fault.REFUSED
+        return Fault.PASSING  # no answer, "slow down" (429), or the service's own trouble (5xx)
+    if isinstance(error, ImproperlyConfigured | ssl.SSLCertVerificationError):
+        return Fault.SETUP
+    if isinstance(error, smtplib.SMTPAuthenticationError | smtplib.SMTPNotSupportedError):
+        return Fault.SETUP
+    if isinstance(error, smtplib.SMTPSenderRefused):
+        return Fault.SETUP if error.smtp_code >= 500 else Fault.PASSING
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in error.recipients.values()]
+        return Fault.REFUSED if all(code >= 500 for code in codes) else Fault.PASSING
+    if isinstance(error, smtplib.SMTPResponseException):
+        if error.smtp_code in SETUP_REPLIES:
+            return Fault.SETUP
+        return Fault.REFUSED if error.smtp_code >= 500 else Fault.PASSING
+    if isinstance(error, OSError | smtplib.SMTPException):
+        return Fault.PASSING  # no answer: refused connection, timeout, disconnect
+    return Fault.REFUSED  # the message itself cannot be sent as it is
+
+
+def api_status(error):
+    """The HTTP status of an email service's answer, or None if it did not answer."""
+    if error.status_code is not None:
+        return error.status_code
+    if isinstance(error.response, dict):  # boto3's parsed answer, from Amazon SES
+        return error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return None
+
+
+def celery_retries_left():
+    """True inside a Celery task that has retries left."""
+    if not current_task:
+        return False
+    return current_task.request.retries < current_task.max_retries
