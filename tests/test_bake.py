@@ -10,7 +10,7 @@ import pytest
 from conftest import BIN, SITE_TEMPLATE, TEMPLATE, bake
 from deployment import COMPOSE, env_file
 
-LEFTOVER = re.compile(r"\{\{ *cookiecutter|\{%-? *(if|for|raw|endraw|endif)\b|cookiecutter\.")
+LEFTOVER = re.compile(r"\{\{ *cookiecutter|cookiecutter\.|\{%-? *(raw|endraw)\b")
 # The only template text a .py file of the site may hold: the site's names.
 NAMES = re.compile(r"\{\{ cookiecutter\.(project_slug|project_name) \}\}")
 JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)

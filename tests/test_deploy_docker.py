@@ -6,7 +6,9 @@ import re
 
 import pytest
 from catcher import free_port
-from conftest import BIN, bake, service_answers, wait_for
+from conftest import BIN, bake, get_json, service_answers, wait_for
+from deployment import env_file
+from tcp_proxy import TcpProxy
 
 
 @pytest.fixture(scope="module")
@@ -65,25 +67,32 @@ def test_the_image_runs_as_a_user_and_holds_only_the_pinned_requirements(baked):
     )
 
 
-def test_the_healthcheck_passes_only_while_the_site_reaches_a_worker(site):
-    """Runs the Dockerfile's HEALTHCHECK (/healthz) against deploy/bin/web with production
-    settings, with WEB_BIND as the image sets it."""
+def test_the_healthcheck_follows_the_web_server_not_the_mail(site, rabbitmq):
+    """Runs the Dockerfile's HEALTHCHECK against deploy/bin/web with production settings, with
+    WEB_BIND as the image sets it: healthy with no worker and the broker cut (the site still
+    serves and queues mail), while /healthz/mail says why; unhealthy once web is gone."""
     steps = instructions(site.path / "Dockerfile")
     [healthcheck] = [arguments for instruction, arguments in steps if instruction == "HEALTHCHECK"]
     command = json.loads(healthcheck.split(" CMD ", 1)[1])
     port = free_port()
-    production = {"WEB_BIND": f"0.0.0.0:{port}", "DJANGO_DEBUG": "false"}
+    token = env_file(site)["HEALTH_TOKEN"]
+    with TcpProxy(5672) as broker:
+        production = {
+            "WEB_BIND": f"0.0.0.0:{port}",
+            "DJANGO_DEBUG": "false",
+            "CELERY_BROKER_URL": rabbitmq.replace(":5672/", f":{broker.port}/"),
+        }
 
-    def healthy():
-        return site.run(*command, env=production, check=False).returncode == 0
+        def healthy():
+            return site.run(*command, env=production, check=False).returncode == 0
 
-    site.start("deploy/bin/web", env=production, log="web.log")
-    wait_for(lambda: service_answers(port), 30, "gunicorn listening")
-    assert not healthy(), "healthy with no worker running"
-    assert '"GET /healthz HTTP/1.1" 503' in (site.path / "web.log").read_text()
-
-    site.start_worker()
-    assert healthy()
+        site.start("deploy/bin/web", env=production, log="web.log")
+        wait_for(lambda: service_answers(port), 30, "gunicorn listening")
+        broker.cut()
+        assert healthy(), "unhealthy while the web server serves, with no worker and no broker"
+        mail = get_json(f"http://127.0.0.1:{port}/healthz/mail", token)
+        assert mail[0] == 503
+        assert "Connection refused" in mail[1]["broker"], mail
 
     site.stop_all()
     assert not healthy()

@@ -182,7 +182,7 @@ def test_stopping_the_worker_in_the_middle_of_a_batch_loses_no_mail(deployed_sit
         delivered = len(smtp_server.messages)
         assert delivered < 30, "the worker stopped after the batch, not in the middle of it"
         # A warm stop: every mail in flight was finished and recorded, none left "sending".
-        assert site.statuses() == {"sent": delivered, "queued": 30 - delivered}
+        assert site.statuses() == {"sent": delivered, "handed_off": 30 - delivered}
 
         supervisor.ctl("start", WORKER)
         wait_for(lambda: len(smtp_server.messages) >= 30, 60, "30 mails at the SMTP server")

@@ -23,3 +23,18 @@ def test_fifty_mails_arrive_intact_and_are_recorded_as_sent(site, rabbitmq, smtp
         assert attachment.get_content_type() == "application/pdf"
         assert attachment.get_content() == RICH_PDF
     assert len(smtp_server.messages) == 50, f"{len(smtp_server.messages) - 50} duplicates"
+
+
+def test_a_partial_refusal_is_sent_to_the_others_and_names_the_refused_address(site, rabbitmq, smtp_server):
+    site.env = {"CELERY_BROKER_URL": rabbitmq, "EMAIL_URL": smtp_server.url}
+    site.start_worker()
+
+    site.script("send.py", "--partly-refused", "3")
+
+    wait_for(lambda: site.statuses() == {"sent": 3}, 60, "3 mails recorded as sent")
+    for row in site.script("report.py"):
+        n = row["subject"].split()[1]
+        assert row["refused"] == {f"reject{n}@example.com": "550 5.1.1 No such user here"}
+    assert sorted(message["To"] for message in smtp_server.messages) == [
+        f"ok{n}@example.com, reject{n}@example.com" for n in range(3)
+    ]

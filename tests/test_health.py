@@ -1,40 +1,57 @@
-"""/healthz of a baked site, served by gunicorn, with a real worker on a real broker."""
+"""The health checks of a baked site, served by gunicorn, with a real worker on a real broker."""
 
-import json
-import urllib.error
-import urllib.request
+import time
 
 import pytest
 from catcher import free_port
-from conftest import wait_for
+from conftest import get_json, service_answers, wait_for
+from deployment import env_file
+from tcp_proxy import TcpProxy
 
-ALL_OK = {"database": "ok", "broker": "ok", "workers": "ok"}
+MAIL_OK = {"database": "ok", "broker": "ok", "workers": "ok", "waiting": "ok", "setup": "ok"}
 
 
-def health(url):
-    """(status, report) from /healthz, or None while the server is not answering yet."""
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as error:
-        return error.code, json.load(error)
-    except OSError:
-        return None
+def start_web(site, **env):
+    port = free_port()
+    site.start("deploy/bin/web", env={"WEB_BIND": f"127.0.0.1:{port}", **env}, log="web.log")
+    return f"http://127.0.0.1:{port}"
 
 
 @pytest.mark.parametrize("broker", ["rabbitmq", "filesystem"])
-def test_health_says_when_the_worker_is_gone(site, broker, request):
+def test_mail_health_says_when_the_worker_is_gone_and_the_site_stays_healthy(site, broker, request):
     if broker == "rabbitmq":
         site.env = {"CELERY_BROKER_URL": request.getfixturevalue("rabbitmq")}
+    token = env_file(site)["HEALTH_TOKEN"]
     worker = site.start("deploy/bin/worker", log="worker.log")
-    port = free_port()
-    site.start("deploy/bin/web", env={"WEB_BIND": f"127.0.0.1:{port}"}, log="web.log")
-    url = f"http://127.0.0.1:{port}/healthz"
+    web = start_web(site)
 
-    wait_for(lambda: health(url) == (200, ALL_OK), 60, "/healthz to answer 200, all ok")
+    def mail_checks():
+        answer = get_json(f"{web}/healthz/mail", token)
+        return answer and (answer[0], {name: answer[1][name] for name in MAIL_OK})
+
+    wait_for(lambda: mail_checks() == (200, MAIL_OK), 60, "/healthz/mail to answer 200, all ok")
 
     site.stop(worker)
-    status, report = wait_for(lambda: health(url), 30, "/healthz to answer")
+    status, checks = mail_checks()
     assert status == 503
-    assert report["database"] == report["broker"] == "ok"
-    assert report["workers"].startswith("no worker answered within")
+    assert checks["workers"].startswith("no worker answered within")
+    assert get_json(f"{web}/healthz") == (200, {"database": "ok"})
+    assert get_json(f"{web}/healthz/mail")[1]["workers"] == "failing", "reasons only with the token"
+
+
+def test_a_database_that_does_not_answer_fails_health_in_seconds(site, postgres):
+    with TcpProxy(5432) as database:
+        database.hang()
+        web = start_web(site, DATABASE_URL=postgres.replace(":5432/", f":{database.port}/"))
+        port = int(web.rsplit(":", 1)[1])
+        wait_for(lambda: service_answers(port), 30, "gunicorn listening")
+
+        answers, seconds = [], []
+        for check in ("/healthz", "/healthz/mail"):
+            started = time.monotonic()
+            answers.append(get_json(f"{web}{check}"))
+            seconds.append(time.monotonic() - started)
+
+    assert [status for status, _ in answers] == [503, 503]
+    assert answers[0][1] == {"database": "failing"}
+    assert max(seconds) < 10, f"the health checks took {seconds} s"

@@ -9,6 +9,7 @@ import sys
 from datetime import timedelta
 
 import _site  # noqa: F401
+from django.apps import apps
 from django.core.files.base import ContentFile
 from django.utils import timezone
 from post_office.models import STATUS, Attachment, Email
@@ -20,6 +21,7 @@ email = Email.objects.create(
     message="Sent long ago.",
     status=STATUS.sent,
 )
+apps.get_model("delivery", "Delivery").objects.create(email=email, state="sent", changed=timezone.now())
 attachment = Attachment(name="old.txt", mimetype="text/plain")
 attachment.file.save("old.txt", ContentFile(b"old"))
 attachment.emails.add(email)

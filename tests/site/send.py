@@ -2,6 +2,7 @@
 
 Django's API:      --plain N  --rich N (HTML + PDF)  --content N (see samples.py)
                    --rejected N, --flaky N (to addresses test servers refuse for good, or once)
+                   --partly-refused N (to one address servers take and one they refuse)
 post_office's API: --priority low|medium|high  --scheduled-in S  --expires-in S  (with --plain)
 Transactions:      --rolled-back N  (sent inside transactions that roll back)
 """
@@ -25,6 +26,7 @@ parser.add_argument("--rich", type=int, default=0)
 parser.add_argument("--content", type=int, default=0)
 parser.add_argument("--rejected", type=int, default=0)
 parser.add_argument("--flaky", type=int, default=0)
+parser.add_argument("--partly-refused", type=int, default=0)
 parser.add_argument("--rolled-back", type=int, default=0)
 parser.add_argument("--priority")
 parser.add_argument("--scheduled-in", type=float)
@@ -82,6 +84,10 @@ def flaky(n):
     send_mail(f"flaky {n}{args.tag}", "Refused once", None, [f"flaky{n}@example.com"])
 
 
+def partly_refused(n):
+    send_mail(f"partly {n}{args.tag}", "Half", None, [f"ok{n}@example.com", f"reject{n}@example.com"])
+
+
 def rolled_back(n):
     try:
         with transaction.atomic():
@@ -98,6 +104,7 @@ for send, count in (
     (content, args.content),
     (rejected, args.rejected),
     (flaky, args.flaky),
+    (partly_refused, args.partly_refused),
     (rolled_back, args.rolled_back),
 ):
     for n in range(count):

@@ -1,11 +1,10 @@
-"""Print how many of the site's mails stand in each post_office status, as JSON."""
+"""Print how many of the site's mails are in each delivery state, as JSON."""
 
 import json
 from collections import Counter
 
 import _site  # noqa: F401
-from post_office.models import Email
+from django.apps import apps
 
-names = {None: "sending", **dict(Email.STATUS_CHOICES)}
-counts = Counter(str(names[status]) for status in Email.objects.values_list("status", flat=True))
-print(json.dumps(counts))
+Delivery = apps.get_model("delivery", "Delivery")
+print(json.dumps(Counter(Delivery.objects.values_list("state", flat=True))))

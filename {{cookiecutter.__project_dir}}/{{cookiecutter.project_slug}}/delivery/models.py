@@ -34,13 +34,13 @@ class Delivery(models.Model):
     """
 
     email = models.OneToOneField(Email, models.CASCADE, primary_key=True, related_name="delivery")
-    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    state = models.CharField(max_length=16, choices=State, default=State.QUEUED)
     due = models.DateTimeField(null=True, blank=True)
     changed = models.DateTimeField()
     # Counts every change: a process that read a version moves the mail only if it is unchanged.
     version = models.PositiveIntegerField(default=0)
     failed_attempts = models.PositiveIntegerField(default=0)
-    fault = models.CharField(max_length=8, choices=Fault.choices, default=Fault.NONE, blank=True)
+    fault = models.CharField(max_length=8, choices=Fault, default=Fault.NONE, blank=True)
     reason = models.TextField(blank=True, help_text="What the mail server or service said last.")
     # {address: the server's answer} for each recipient refused while the others were accepted.
     refused = models.JSONField(default=dict, blank=True)
