@@ -136,10 +136,12 @@ class Site:
         return self.script("statuses.py", env=env)
 
     def start_worker(self, name="mail", env=None):
-        """Start deploy/bin/worker and wait until it consumes."""
-        log = self.path / f"worker-{name}.log"
+        """Start deploy/bin/worker and wait until it consumes. name=None: the node name the
+        site gives its worker by itself."""
+        log = self.path / f"worker-{name or 'default'}.log"
         started = log.read_bytes().count(b" ready.") if log.exists() else 0
-        process = self.start("deploy/bin/worker", env={"WORKER_NAME": name, **(env or {})}, log=log.name)
+        named = {"WORKER_NAME": name} if name else {}
+        process = self.start("deploy/bin/worker", env={**named, **(env or {})}, log=log.name)
         wait_for(lambda: log.read_bytes().count(b" ready.") > started, 30, f"worker {name} to be ready")
         return process
 

@@ -13,6 +13,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("{{ cookiecutter.project_slug }}")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# The worker's node name unless --hostname gives one: the site's queue at this host.
+os.environ.setdefault("CELERY_WORKER_HOSTNAME", f"{settings.MAIL_QUEUE}@%h")
 
 
 @task_prerun.connect

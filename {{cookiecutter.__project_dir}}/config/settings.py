@@ -98,8 +98,8 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
-# post_office keeps attachments here until the mail is sent: every process
-# that sends mail (web, sweeper) must see the same folder.
+# post_office keeps attachments here: the web servers write them, the workers
+# read them to build each mail, so all must see the same storage.
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=BASE_DIR / "media"))
 MEDIA_URL = "media/"
 
@@ -200,7 +200,15 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # not answer; the mail stays queued in the database for the sweeper.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0}
-CELERY_TASK_DEFAULT_QUEUE = "mail"
+# The site's own queue, exchange and routing key, control and event exchanges, and its
+# workers' node name (config/celery.py): sites, and environments of one site, that share
+# a RabbitMQ virtual host stay apart. A second environment sets its own MAIL_QUEUE.
+MAIL_QUEUE = env("MAIL_QUEUE", default="{{ cookiecutter.project_slug }}")
+CELERY_TASK_DEFAULT_QUEUE = CELERY_TASK_DEFAULT_EXCHANGE = CELERY_TASK_DEFAULT_ROUTING_KEY = (
+    MAIL_QUEUE
+)
+CELERY_CONTROL_EXCHANGE = MAIL_QUEUE
+CELERY_EVENT_EXCHANGE = f"{MAIL_QUEUE}.events"
 CELERY_TASK_QUEUE_MAX_PRIORITY = 3
 CELERY_TASK_DEFAULT_PRIORITY = 1
 CELERY_TASK_ACKS_LATE = True

@@ -51,9 +51,7 @@ class DeliverBackend(BaseEmailBackend):
     def deliver(self, email_id, message_id):
         """Send one mail if it is still waiting for a worker; True if the server took it."""
         if not state.take(email_id, message_id):
-            logger.info(
-                "Mail %s is not waiting for a worker (or not this site's): skipped", email_id
-            )
+            skipped(email_id, message_id)
             return False
         email = (
             Email.objects.select_related("template")
@@ -85,6 +83,22 @@ class DeliverBackend(BaseEmailBackend):
                 mailer = mailers[self.using]
             self.transports[alias] = mailer
         return self.transports[alias]
+
+
+def skipped(email_id, message_id):
+    """Say why a task's mail was not sent: it is not this site's mail, or it is not waiting
+    for a worker (sent already, failed, being sent, or scheduled later)."""
+    ours = Email.objects.filter(pk=email_id).values_list("message_id", flat=True).first()
+    if ours != message_id:
+        logger.warning(
+            "A task for mail %s %s is not this site's (its mail %s is %s): dropped, nothing sent",
+            email_id,
+            message_id,
+            email_id,
+            ours or "missing",
+        )
+    else:
+        logger.info("Mail %s is not waiting for a worker: skipped", email_id)
 
 
 def outgoing(email):
