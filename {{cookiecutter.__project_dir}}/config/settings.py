@@ -18,6 +18,7 @@ env = environ.Env()
 env.read_env(BASE_DIR / ".env")
 
 SITE_NAME = "{{ cookiecutter.project_name }}"
+SITE_PACKAGE = "{{ cookiecutter.project_slug }}"
 SECRET_KEY = env("DJANGO_SECRET_KEY")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
@@ -130,7 +131,7 @@ LOGGING = {
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="noreply@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # smtp (EMAIL_URL) or an email service's API: see config/transport.py.
-DELIVERY = "{{ cookiecutter.project_slug }}.delivery"
+DELIVERY = f"{SITE_PACKAGE}.delivery"
 TRANSPORT, MAIL_GOES_TO = transport(env, smtp_backend=f"{DELIVERY}.smtp.EmailBackend")
 
 MAILERS = {
@@ -203,10 +204,10 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "inte
 # The site's own queue, exchange and routing key, control and event exchanges, and its
 # workers' node name (config/celery.py): sites, and environments of one site, that share
 # a RabbitMQ virtual host stay apart. A second environment sets its own MAIL_QUEUE.
-MAIL_QUEUE = env("MAIL_QUEUE", default="{{ cookiecutter.project_slug }}")
-CELERY_TASK_DEFAULT_QUEUE = CELERY_TASK_DEFAULT_EXCHANGE = CELERY_TASK_DEFAULT_ROUTING_KEY = (
-    MAIL_QUEUE
-)
+MAIL_QUEUE = env("MAIL_QUEUE", default=SITE_PACKAGE)
+CELERY_TASK_DEFAULT_QUEUE = MAIL_QUEUE
+CELERY_TASK_DEFAULT_EXCHANGE = MAIL_QUEUE
+CELERY_TASK_DEFAULT_ROUTING_KEY = MAIL_QUEUE
 CELERY_CONTROL_EXCHANGE = MAIL_QUEUE
 CELERY_EVENT_EXCHANGE = f"{MAIL_QUEUE}.events"
 CELERY_TASK_QUEUE_MAX_PRIORITY = 3
