@@ -17,7 +17,8 @@ install:
 	@test -x $(BIN)/python || test -n "$(PYTHON)" || { echo "No Python >= 3.12 found: install one, or run make PYTHON=/path/to/python3.12" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt -r "$(SITE)/requirements-dev.txt"
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --require-hashes -r "$(SITE)/requirements-dev.txt"
 
 # Bakes a site into build/demo, sends sample mails through it and shows where
 # each one landed. Set CELERY_BROKER_URL to use a real broker.

@@ -61,7 +61,9 @@ EVERY_BAKE_HAS = [
     "deploy/supervisor/acme_mail.conf",
     "manage.py",
     "pyproject.toml",
+    "requirements.in",
     "requirements.txt",
+    "requirements-dev.in",
     "requirements-dev.txt",
 ]
 

@@ -47,19 +47,12 @@ def test_the_image_runs_as_a_user_and_holds_only_the_pinned_requirements(baked):
     # and installs nothing, so neither pip's cache nor build tools end up in the image.
     assert (
         "RUN",
-        "python -m venv /venv && /venv/bin/pip install --no-cache-dir -r /tmp/requirements.txt",
+        "python -m venv /venv && "
+        "/venv/bin/pip install --no-cache-dir --require-hashes -r /tmp/requirements.txt",
     ) in steps
     assert ("COPY", "--from=build /venv /venv") in final
     runs = " ".join(arguments for instruction, arguments in final if instruction == "RUN")
     assert not re.search(r"pip install|apt-get|apk add|gcc|build-essential", runs)
-    requirements = [
-        line
-        for line in (baked.path / "requirements.txt").read_text().splitlines()
-        if not line.startswith("#")
-    ]
-    assert all(re.fullmatch(r"[a-z0-9_.\[\]-]+==[0-9][0-9a-z.]*", line) for line in requirements), (
-        requirements
-    )
 
     ignored = (baked.path / ".dockerignore").read_text().splitlines()
     assert {".env", ".venv/", ".git/", "media/"} <= set(ignored), (
