@@ -8,6 +8,7 @@ given the users, passwords, databases and virtual hosts the job's `services:` de
 """
 
 import contextlib
+import fcntl
 import os
 import signal
 import subprocess
@@ -72,6 +73,14 @@ def machine_service(name, service):
             rabbitmqctl("delete_user", user)
 
 
+@contextlib.contextmanager
+def machine_services_lock():
+    """One job at a time on this machine (other test runs too): they share the users' names."""
+    with open("/tmp/workflow-services.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def run_job(workflow_file, job_name, repository, workdir, log=print):
     """Run one job of the workflow on a fresh checkout of `repository` (a git repository).
     Raises StepFailed naming the step, with its output, when a step fails."""
@@ -94,6 +103,7 @@ def run_job(workflow_file, job_name, repository, workdir, log=print):
     github_env.touch()
     sessions = []
     with contextlib.ExitStack() as services:
+        services.enter_context(machine_services_lock())
         for name, service in job.get("services", {}).items():
             services.enter_context(machine_service(name, service))
         try:
