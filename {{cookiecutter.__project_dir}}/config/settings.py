@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "{{ cookiecutter.project_slug }}.delivery",
     "post_office",
     "djcelery_email",
+    "{{ cookiecutter.project_slug }}.recipients",
     "{{ cookiecutter.project_slug }}.welcome",
 ]
 
@@ -178,6 +179,28 @@ CELERY_EMAIL_TASK_CONFIG = {
     "max_retries": MAIL_MAX_RETRIES,
     "default_retry_delay": MAIL_RETRY_INTERVAL,
 }
+
+# --- Delivery events and suppression (the recipients app) ---------------------
+# The email services post delivery events to /anymail/<service>/tracking/ with HTTP basic
+# auth: "user:password", made for each bake. Unset, the webhooks refuse every post.
+ANYMAIL = {"WEBHOOK_SECRET": env("ANYMAIL_WEBHOOK_SECRET", default="")}
+# The services that sign their posts: the key each shows in its webhook settings.
+for service_key in ("MAILGUN_WEBHOOK_SIGNING_KEY", "SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY"):
+    if env(service_key, default=""):
+        ANYMAIL[service_key] = env(service_key)
+# Amazon SES posts through Amazon SNS, whose signature is checked with a certificate from
+# a URL that matches this (the default: SNS's own, over HTTPS).
+AWS_SNS_CERT_URL = env(
+    "AWS_SNS_CERT_URL", default=r"https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[^?#]+\.pem"
+)
+# A webhook post larger than this is refused (413).
+WEBHOOK_MAX_BYTES = env.int("WEBHOOK_MAX_BYTES", default=1_000_000)
+# An SMTP server's refusal of a recipient with one of these codes suppresses the address.
+MAIL_SUPPRESS_SMTP_CODES = env.list("MAIL_SUPPRESS_SMTP_CODES", cast=int, default=[550, 551, 553])
+# The site's public address, for the one-click unsubscribe links of bulk mail.
+SITE_URL = env("SITE_URL", default=f"https://{ALLOWED_HOSTS[0]}")
+UNSUBSCRIBE_SECRET = env("UNSUBSCRIBE_SECRET", default="") or SECRET_KEY
+UNSUBSCRIBE_MAILTO = env("UNSUBSCRIBE_MAILTO", default="")
 
 # --- Celery -----------------------------------------------------------------
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html

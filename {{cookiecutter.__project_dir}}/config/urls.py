@@ -1,5 +1,6 @@
+from django.conf import settings
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from config.health import healthz, mail_health
 
@@ -7,4 +8,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("healthz/mail", mail_health, name="mail-health"),
+    # The email services' webhooks (/anymail/...) and one-click unsubscribe.
+    path("", include(f"{settings.SITE_PACKAGE}.recipients.urls")),
 ]

@@ -13,6 +13,7 @@ from django.utils.text import Truncator
 from post_office import admin as post_office_admin
 from post_office.models import STATUS, Email, Log
 
+from ..recipients import admin as recipients_admin
 from . import handoff, state
 from .models import Delivery, State
 
@@ -75,14 +76,18 @@ class EmailAdmin(post_office_admin.EmailAdmin):
         "delivery_details",
         "last_updated",
     ]
-    list_filter = [StateFilter, "priority", "template__name"]
+    list_filter = [StateFilter, recipients_admin.EventsFilter, "priority", "template__name"]
     list_select_related = ["delivery", "template"]
     readonly_fields = [*post_office_admin.EmailAdmin.readonly_fields, "status", "delivery_details"]
-    inlines = [post_office_admin.AttachmentInline, LogInline]
+    inlines = [post_office_admin.AttachmentInline, LogInline, recipients_admin.RecipientInline]
     actions = [send_again]
 
     def changelist_view(self, request, extra_context=None):
-        extra_context = {**(extra_context or {}), "state_counts": state_counts()}
+        extra_context = {
+            **(extra_context or {}),
+            "state_counts": state_counts(),
+            "event_counts": recipients_admin.event_counts(),
+        }
         return super().changelist_view(request, extra_context)
 
     def get_fieldsets(self, request, obj=None):

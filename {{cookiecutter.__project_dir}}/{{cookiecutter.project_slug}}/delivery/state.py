@@ -21,6 +21,7 @@ from django.utils import timezone
 from post_office.models import STATUS, Email, Log
 from post_office.settings import get_log_level, get_retry_timedelta
 
+from ..recipients.models import Recipient
 from .models import Delivery, Fault, State
 
 PENDING = (State.QUEUED, State.SCHEDULED, State.HANDED_OFF, State.RETRYING)
@@ -131,9 +132,11 @@ def take(email_id, message_id):
     return move(waiting, now, state=State.SENDING, due=now + settings.MAIL_SENDING_TIMEOUT) == 1
 
 
-def sent(email_id, refused):
+def sent(email_id, refused, tracked=()):
     """The server accepted the mail for every recipient but those in `refused`
-    ({address: its answer}). Written whatever the state: it is what happened."""
+    ({address: its answer}). Written whatever the state: it is what happened. `tracked`:
+    [(address, email service, its message id)] for the recipients whose delivery events
+    the service will post (recipients.events)."""
     now = timezone.now()
     note = "; ".join(f"refused {address}: {answer}" for address, answer in refused.items())
     with transaction.atomic():
@@ -142,6 +145,34 @@ def sent(email_id, refused):
         Email.objects.filter(pk=email_id).update(status=STATUS.sent, last_updated=now)
         if get_log_level() >= 2 or (refused and get_log_level() >= 1):
             Log.objects.create(email_id=email_id, status=STATUS.sent, message=note)
+        Recipient.objects.bulk_create(
+            [
+                Recipient(email_id=email_id, address=address, provider=service, message_id=id_)
+                for address, service, id_ in tracked
+            ],
+            ignore_conflicts=True,
+        )
+
+
+def withheld(email_id, refused):
+    """Every recipient of the mail being sent is suppressed ({address: why}): failed,
+    nothing was handed to the server."""
+    now = timezone.now()
+    note = "; ".join(f"{address} {why}" for address, why in refused.items())
+    with transaction.atomic():
+        sending = Delivery.objects.filter(email_id=email_id, state=State.SENDING)
+        failed = {"state": State.FAILED, "due": None, "fault": Fault.REFUSED, "reason": note}
+        if not move(sending, now, refused=refused, **failed):
+            return
+        Email.objects.filter(pk=email_id).update(status=STATUS.failed, last_updated=now)
+        if get_log_level() >= 1:
+            message = f"refused: not sent, every recipient is suppressed: {note}"
+            Log.objects.create(
+                email_id=email_id,
+                status=STATUS.failed,
+                message=message,
+                exception_type="Suppressed",
+            )
 
 
 def attempt_failed(email_id, error, fault, celery_retries_left):

@@ -18,6 +18,7 @@ from django.core.mail import mailers
 from django.core.mail.backends.base import BaseEmailBackend
 from post_office.models import Email
 
+from ..recipients import suppression, unsubscribe
 from . import state
 from .models import Fault
 from .outbox import QueueBackend
@@ -64,15 +65,24 @@ class DeliverBackend(BaseEmailBackend):
             logger.exception("Mail %s cannot be built", email_id)
             state.attempt_failed(email_id, error, Fault.REFUSED, celery_retries_left=False)
             return False
+        # Suppressed recipients are not handed to the transport (recipients/suppression.py).
+        withheld = suppression.hold_back(email, message)
+        if not message.recipients():
+            state.withheld(email_id, withheld)
+            return False
+        unsubscribe.add_headers(email, message)
         transport = self.transport(email.backend_alias)
         try:
             refused = send(transport, message)
         except Exception as error:
             transport.close()  # a broken connection is not used again
+            if isinstance(error, smtplib.SMTPRecipientsRefused):
+                suppression.learn_from_refusals(error.recipients)
             if state.attempt_failed(email_id, error, fault_of(error), celery_retries_left()):
                 raise  # django-celery-email's task schedules the retry
             return False
-        state.sent(email_id, refused)
+        suppression.learn_from_refusals(smtp_refused(transport))
+        state.sent(email_id, {**withheld, **refused}, tracked=provider_ids(transport, message))
         return True
 
     def transport(self, alias):
@@ -117,16 +127,32 @@ def send(transport, message):
     while it accepted the others."""
     transport.open()  # kept open, so the connection's answers can be read after
     transport.send_messages([message])
-    smtp_refused = getattr(getattr(transport, "connection", None), "refused", {})
     refused = {
         address: f"{code} {answer.decode(errors='replace')}"
-        for address, (code, answer) in smtp_refused.items()
+        for address, (code, answer) in smtp_refused(transport).items()
     }
     service = getattr(message, "anymail_status", None)
     for address, recipient in (service.recipients if service else {}).items():
         if recipient.status in ("rejected", "invalid"):
             refused[address] = recipient.status
     return refused
+
+
+def smtp_refused(transport):
+    """{address: (code, answer)} an SMTP server refused in the last send, while it took the
+    others."""
+    return getattr(getattr(transport, "connection", None), "refused", {})
+
+
+def provider_ids(transport, message):
+    """[(address, service, the service's message id)] for each recipient an email service
+    took: its delivery events name that id."""
+    service = getattr(message, "anymail_status", None)
+    return [
+        (address, transport.esp_name, str(recipient.message_id))
+        for address, recipient in (service.recipients if service else {}).items()
+        if recipient.message_id is not None and recipient.status not in ("rejected", "invalid")
+    ]
 
 
 def fault_of(error):

@@ -1,0 +1,298 @@
+"""Past "sent": the provider's message ids kept per recipient, delivery events recorded once,
+the suppression list (fed by events, SMTP refusals and staff), and one-click unsubscribe."""
+
+import base64
+import datetime
+import json
+
+import pytest
+from anymail.signals import AnymailTrackingEvent, tracking
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
+from django.contrib.admin.models import LogEntry
+from django.core import mail
+from post_office import mail as post_office
+from post_office.models import Email
+
+from {{ cookiecutter.project_slug }}.delivery.models import Delivery
+from {{ cookiecutter.project_slug }}.recipients import suppression, unsubscribe, webhooks
+from {{ cookiecutter.project_slug }}.recipients.models import Recipient, Suppression
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "webhook:s3cret"
+
+
+@pytest.fixture
+def send(committed):
+    def send(to, headers=None, **kwargs):
+        with committed():
+            return post_office.send(to, subject="Hi", message="Body", headers=headers, **kwargs)
+
+    return send
+
+
+@pytest.fixture
+def service(settings):
+    """anymail's test backend as the transport: it gives each recipient a message id."""
+    settings.MAILERS = {
+        **settings.MAILERS,
+        "transport": {"BACKEND": "anymail.backends.test.EmailBackend"},
+    }
+    settings.ANYMAIL = {"WEBHOOK_SECRET": SECRET}
+
+
+def event(kind, recipient, message_id, **kwargs):
+    return AnymailTrackingEvent(
+        event_type=kind, recipient=recipient, message_id=message_id, esp_event={}, **kwargs
+    )
+
+
+def test_the_worker_keeps_the_services_message_id_for_each_recipient(send, service):
+    email = send(["ada@example.com", "bob@example.com"])
+
+    recipients = {r.address: r for r in Recipient.objects.filter(email=email)}
+    assert set(recipients) == {"ada@example.com", "bob@example.com"}
+    assert {r.provider for r in recipients.values()} == {"Test"}
+    assert all(r.message_id for r in recipients.values())
+
+
+def test_an_event_is_recorded_once_and_a_hard_bounce_suppresses(send, service):
+    email = send(["ada@example.com"])
+    ada = Recipient.objects.get(email=email)
+    bounce = event("bounced", "Ada@Example.com", ada.message_id, event_id="e1", mta_response="550")
+
+    tracking.send(sender=None, event=bounce, esp_name="Test")
+    tracking.send(sender=None, event=bounce, esp_name="Test")
+
+    ada.refresh_from_db()
+    assert (ada.last_event, ada.bounced, ada.last_said) == ("bounced", True, "550")
+    assert ada.events.count() == 1
+    [row] = Suppression.objects.all()
+    assert (row.address, row.scope, row.reason) == ("ada@example.com", "all", "hard_bounce")
+    assert row.event == ada.events.get()
+
+
+def test_an_event_for_a_message_the_site_did_not_send_changes_nothing(service):
+    tracking.send(sender=None, event=event("complained", "x@example.com", "nope"), esp_name="Test")
+
+    assert not Suppression.objects.exists()
+
+
+def test_a_suppressed_recipient_is_withheld_and_the_others_get_the_mail(send):
+    suppression.suppress("Bob@Example.com", "complaint", detail="Postmark: spam")
+
+    email = send(["ada@example.com", "Bob <bob@example.com>"])
+
+    [delivered] = mail.outbox
+    assert delivered.to == ["ada@example.com"]
+    delivery = Delivery.objects.get(email_id=email.pk)
+    assert delivery.state == "sent"
+    assert "suppressed since" in delivery.refused["Bob <bob@example.com>"]
+    assert "Postmark: spam" in delivery.refused["Bob <bob@example.com>"]
+
+
+def test_a_mail_whose_every_recipient_is_suppressed_fails_without_a_send(send):
+    suppression.suppress("ada@example.com", "hard_bounce")
+
+    email = send(["ada@example.com"])
+
+    assert mail.outbox == []
+    delivery = Delivery.objects.get(email_id=email.pk)
+    assert (delivery.state, delivery.fault) == ("failed", "refused")
+    assert "ada@example.com suppressed since" in delivery.reason
+    assert Email.objects.get(pk=email.pk).logs.get().message.startswith("refused: not sent")
+
+
+def test_a_bulk_only_suppression_leaves_transactional_mail_alone(send):
+    suppression.suppress("ada@example.com", "one_click", scope="bulk")
+
+    send(["ada@example.com"])
+    send(["ada@example.com"], headers={"Precedence": "bulk"})
+
+    assert len(mail.outbox) == 1
+    assert "Precedence" not in mail.outbox[0].extra_headers
+
+
+def test_smtp_refusals_with_the_chosen_codes_suppress(send, server, settings):
+    settings.MAIL_SUPPRESS_SMTP_CODES = [551]
+    server.refusals.append(
+        {"gone@example.com": (551, b"5.1.6 moved"), "full@example.com": (550, b"5.2.2 full")}
+    )
+
+    send(["ok@example.com", "gone@example.com", "full@example.com"])
+
+    assert list(Suppression.objects.values_list("address", "reason", "detail")) == [
+        ("gone@example.com", "smtp_refusal", "551 5.1.6 moved")
+    ]
+
+
+def test_bulk_mail_carries_one_click_unsubscribe_and_transactional_mail_does_not(send, settings):
+    settings.SITE_URL = "https://mail.example.com"
+    settings.UNSUBSCRIBE_MAILTO = "leave@example.com"
+
+    send(["ada@example.com"], headers={"Precedence": "bulk"})
+    send(["ada@example.com"])
+
+    bulk, transactional = mail.outbox
+    link, mailto = bulk.extra_headers["List-Unsubscribe"].split(", ")
+    assert link.startswith("<https://mail.example.com/unsubscribe/")
+    assert mailto == "<mailto:leave@example.com?subject=unsubscribe%20ada%40example.com>"
+    assert bulk.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "List-Unsubscribe" not in transactional.extra_headers
+
+
+def test_the_one_click_post_suppresses_bulk_mail_for_the_tokens_address_only(client):
+    url = f"/unsubscribe/{unsubscribe.token_for('ada@example.com')}/"
+
+    assert client.get(url).status_code == 200
+    assert not Suppression.objects.exists(), "a GET (a link checker) unsubscribes nobody"
+    answer = client.post(url, {"List-Unsubscribe": "One-Click"})
+
+    assert answer.status_code == 200
+    assert list(Suppression.objects.values_list("address", "scope", "reason")) == [
+        ("ada@example.com", "bulk", "one_click")
+    ]
+
+
+def test_a_forged_or_altered_token_is_refused_and_writes_nothing(client):
+    token = unsubscribe.token_for("ada@example.com")
+    _, signature = token.split(":", 1)
+    other = base64.urlsafe_b64encode(json.dumps("bob@example.com").encode()).decode().rstrip("=")
+    forged = [f"{other}:{signature}", token[:-2] + "xx", "bob@example.com"]
+
+    answers = [client.post(f"/unsubscribe/{t}/", {"List-Unsubscribe": "One-Click"}) for t in forged]
+
+    assert [answer.status_code for answer in answers] == [400, 400, 400]
+    assert not Suppression.objects.exists()
+
+
+def test_a_one_click_post_without_its_field_or_too_large_is_refused(client):
+    url = f"/unsubscribe/{unsubscribe.token_for('ada@example.com')}/"
+
+    assert client.post(url, {"other": "x"}).status_code == 400
+    assert client.post(url, {"List-Unsubscribe": "One-Click", "pad": "x" * 2000}).status_code == 413
+    assert not Suppression.objects.exists()
+
+
+def test_staff_lift_a_suppression_and_the_admin_logs_it(admin_client, admin_user):
+    row = suppression.suppress("ada@example.com", "complaint")
+
+    page = admin_client.get("/admin/recipients/suppression/").content.decode()
+    assert "ada@example.com" in page
+    admin_client.post(
+        "/admin/recipients/suppression/", {"action": "lift", "_selected_action": [row.pk]}
+    )
+
+    row.refresh_from_db()
+    assert row.lifted is not None and row.lifted_by == admin_user
+    assert LogEntry.objects.get().change_message == "Lifted the suppression of ada@example.com"
+    assert suppression.suppressed(["ada@example.com"], bulk=True) == {}
+
+
+def test_staff_add_an_address_by_hand(admin_client, admin_user):
+    admin_client.post(
+        "/admin/recipients/suppression/add/",
+        {"address": " Eve@Example.com", "scope": "all", "detail": "asked by phone"},
+    )
+
+    row = Suppression.objects.get()
+    assert (row.address, row.reason, row.created_by) == ("eve@example.com", "by_hand", admin_user)
+
+
+# --- Amazon SNS signatures -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sns_key():
+    """A key and a self-signed certificate standing in for SNS's."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return key, certificate
+
+
+CERT_URL = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0123.pem"
+
+
+def signed(key, version="2", **fields):
+    message = {
+        "Type": "Notification",
+        "MessageId": "a1b2",
+        "TopicArn": "arn:aws:sns:eu-west-1:123456789012:ses-events",
+        "Message": '{"eventType": "Delivery"}',
+        "Timestamp": "2026-01-01T00:00:00.000Z",
+        "SignatureVersion": version,
+        "SigningCertURL": CERT_URL,
+        **fields,
+    }
+    names = ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
+    text = "".join(f"{name}\n{message[name]}\n" for name in names if name in message)
+    digest = hashes.SHA256() if version == "2" else hashes.SHA1()  # noqa: S303 (SNS's v1)
+    message["Signature"] = base64.b64encode(
+        key.sign(text.encode(), padding.PKCS1v15(), digest)
+    ).decode()
+    return message
+
+
+@pytest.fixture
+def sns_serves(sns_key, monkeypatch):
+    fetched = []
+
+    def certificate(url):
+        fetched.append(url)
+        return sns_key[1]
+
+    monkeypatch.setattr(webhooks, "sns_certificate", certificate)
+    return fetched
+
+
+@pytest.mark.parametrize("version", ["1", "2"])
+def test_an_sns_message_signed_by_sns_verifies(sns_key, sns_serves, version):
+    assert webhooks.sns_signature_ok(signed(sns_key[0], version, Subject="Amazon SES"))
+    assert sns_serves == [CERT_URL]
+
+
+def test_an_altered_or_unsigned_sns_message_does_not_verify(sns_key, sns_serves):
+    altered = {**signed(sns_key[0]), "Message": '{"eventType": "Bounce"}'}
+    unsigned = {**signed(sns_key[0]), "Signature": ""}
+    unknown_version = signed(sns_key[0], SignatureVersion="3")
+
+    assert not webhooks.sns_signature_ok(altered)
+    assert not webhooks.sns_signature_ok(unsigned)
+    assert not webhooks.sns_signature_ok(unknown_version)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://sns.eu-west-1.amazonaws.com/cert.pem",
+        "https://sns.eu-west-1.amazonaws.com.evil.example/cert.pem",
+        "https://evil.example/sns.eu-west-1.amazonaws.com/cert.pem",
+        "https://s3.amazonaws.com/cert.pem",
+    ],
+)
+def test_a_certificate_off_sns_is_not_even_fetched(sns_key, sns_serves, url):
+    assert not webhooks.sns_signature_ok(signed(sns_key[0], SigningCertURL=url))
+    assert sns_serves == []
+
+
+def test_the_webhooks_are_closed_without_a_secret(client, settings):
+    settings.ANYMAIL = {}
+
+    answer = client.post("/anymail/postmark/tracking/", "{}", content_type="application/json")
+
+    assert answer.status_code == 503
+    assert b"ANYMAIL_WEBHOOK_SECRET" in answer.content
