@@ -16,10 +16,12 @@ class SmtpCatcher:
     def __init__(self, delay=0.0):
         self.delay = delay
         self.messages = []
+        self.recipients_asked = []  # every RCPT TO address, refused ones too
         self.arrived_at = []  # time.time() of each message, in order
         self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        self.recipients_asked.append(address)
         if address.startswith("reject"):
             return "550 5.1.1 No such user here"
         envelope.rcpt_tos.append(address)

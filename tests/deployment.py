@@ -19,7 +19,8 @@ def set_env_file(site, **values):
     env = site.path / ".env"
     text = env.read_text()
     for name, value in values.items():
-        text, found = re.subn(rf"(?m)^{name}=.*$", f"{name}={value}", text)
+        line = f"{name}={value}"
+        text, found = re.subn(rf"(?m)^{name}=.*$", lambda _, line=line: line, text)
         if not found:
             text += f"{name}={value}\n"
     env.write_text(text)

@@ -29,6 +29,9 @@ class FakeEmailApi:
     def __init__(self, service):
         self.service = service
         self.requests = []  # the text of every request, raw MIME decoded
+        # (request text, the id the service gave the message) of each message it accepted
+        self.accepted = []
+        self.files = {}  # path: bytes, served to GET (Amazon SNS's signing certificate)
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
 
@@ -53,7 +56,16 @@ class FakeEmailApi:
             return 400, REFUSED
         if first_flaky:
             return 503, {"message": "Service Unavailable"}
-        return ACCEPTED[self.service](body)
+        status, reply = ACCEPTED[self.service](body)
+        with self.lock:
+            self.accepted.append((text, message_id(self.service, reply, body)))
+        return status, reply
+
+    def message_id(self, marker):
+        """The service's id for the one accepted message whose request holds `marker`."""
+        with self.lock:
+            [found] = [given for text, given in self.accepted if marker in text]
+        return found
 
     def _handler(self):
         api = self
@@ -71,6 +83,13 @@ class FakeEmailApi:
                 self.end_headers()
                 self.wfile.write(payload)
 
+            def do_GET(self):
+                content = api.files.get(self.path)
+                self.send_response(200 if content else 404)
+                self.send_header("Content-Length", str(len(content or b"")))
+                self.end_headers()
+                self.wfile.write(content or b"")
+
             def log_message(self, *args):
                 pass
 
@@ -87,3 +106,12 @@ def readable(body, content_type):
     except (ValueError, KeyError, TypeError):
         return text
     return text + base64.b64decode(raw).decode("utf-8", "replace")
+
+
+def message_id(service, reply, body):
+    """The id a service gives an accepted message, which its events name. SendGrid answers
+    with no body: its events name the id anymail sent along in the message's custom_args."""
+    if service == "sendgrid":
+        return json.loads(body)["personalizations"][0]["custom_args"]["anymail_id"]
+    field = {"amazon_ses": "MessageId", "brevo": "messageId", "mailgun": "id"}.get(service, "MessageID")
+    return reply[field]

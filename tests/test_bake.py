@@ -157,9 +157,8 @@ def test_every_bake_gets_its_own_secrets_and_keeps_them_out_of_git(tmp_path):
     def secrets_of(site):
         lines = (site.path / ".env").read_text().splitlines()
         values = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
-        return {
-            name: values[name] for name in ("DJANGO_SECRET_KEY", "RABBITMQ_PASSWORD", "POSTGRES_PASSWORD")
-        }
+        names = ("DJANGO_SECRET_KEY", "RABBITMQ_PASSWORD", "POSTGRES_PASSWORD", "UNSUBSCRIBE_SECRET")
+        return {name: values[name] for name in (*names, "ANYMAIL_WEBHOOK_SECRET")}
 
     one, two = secrets_of(first), secrets_of(second)
     for name in one:
@@ -170,5 +169,8 @@ def test_every_bake_gets_its_own_secrets_and_keeps_them_out_of_git(tmp_path):
         (first.path / ".env").read_text().split("RABBITMQ_USER=")[1],
     )
     assert ".env" in (first.path / ".gitignore").read_text().splitlines()
+    # The webhooks' HTTP basic auth: "user:password", the password as long as the others.
+    user, password = one["ANYMAIL_WEBHOOK_SECRET"].split(":")
+    assert user and len(password) >= 32
     assert (first.path / ".env").stat().st_mode & 0o077 == 0, ".env is readable by others"
     assert "DJANGO_SECRET_KEY=\n" in (first.path / ".env.example").read_text()
