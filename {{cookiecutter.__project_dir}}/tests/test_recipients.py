@@ -17,8 +17,12 @@ from post_office import mail as post_office
 from post_office.models import Email
 
 from {{ cookiecutter.project_slug }}.delivery.models import Delivery
-from {{ cookiecutter.project_slug }}.recipients import suppression, unsubscribe, webhooks
-from {{ cookiecutter.project_slug }}.recipients.models import Recipient, Suppression
+from {{ cookiecutter.project_slug }}.recipients import (
+    models,
+    suppression,
+    unsubscribe,
+    webhooks,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +57,7 @@ def event(kind, recipient, message_id, **kwargs):
 def test_the_worker_keeps_the_services_message_id_for_each_recipient(send, service):
     email = send(["ada@example.com", "bob@example.com"])
 
-    recipients = {r.address: r for r in Recipient.objects.filter(email=email)}
+    recipients = {r.address: r for r in models.Recipient.objects.filter(email=email)}
     assert set(recipients) == {"ada@example.com", "bob@example.com"}
     assert {r.provider for r in recipients.values()} == {"Test"}
     assert all(r.message_id for r in recipients.values())
@@ -61,7 +65,7 @@ def test_the_worker_keeps_the_services_message_id_for_each_recipient(send, servi
 
 def test_an_event_is_recorded_once_and_a_hard_bounce_suppresses(send, service):
     email = send(["ada@example.com"])
-    ada = Recipient.objects.get(email=email)
+    ada = models.Recipient.objects.get(email=email)
     bounce = event("bounced", "Ada@Example.com", ada.message_id, event_id="e1", mta_response="550")
 
     tracking.send(sender=None, event=bounce, esp_name="Test")
@@ -70,7 +74,7 @@ def test_an_event_is_recorded_once_and_a_hard_bounce_suppresses(send, service):
     ada.refresh_from_db()
     assert (ada.last_event, ada.bounced, ada.last_said) == ("bounced", True, "550")
     assert ada.events.count() == 1
-    [row] = Suppression.objects.all()
+    [row] = models.Suppression.objects.all()
     assert (row.address, row.scope, row.reason) == ("ada@example.com", "all", "hard_bounce")
     assert row.event == ada.events.get()
 
@@ -78,7 +82,7 @@ def test_an_event_is_recorded_once_and_a_hard_bounce_suppresses(send, service):
 def test_an_event_for_a_message_the_site_did_not_send_changes_nothing(service):
     tracking.send(sender=None, event=event("complained", "x@example.com", "nope"), esp_name="Test")
 
-    assert not Suppression.objects.exists()
+    assert not models.Suppression.objects.exists()
 
 
 def test_a_suppressed_recipient_is_withheld_and_the_others_get_the_mail(send):
@@ -124,7 +128,7 @@ def test_smtp_refusals_with_the_chosen_codes_suppress(send, server, settings):
 
     send(["ok@example.com", "gone@example.com", "full@example.com"])
 
-    assert list(Suppression.objects.values_list("address", "reason", "detail")) == [
+    assert list(models.Suppression.objects.values_list("address", "reason", "detail")) == [
         ("gone@example.com", "smtp_refusal", "551 5.1.6 moved")
     ]
 
@@ -148,11 +152,11 @@ def test_the_one_click_post_suppresses_bulk_mail_for_the_tokens_address_only(cli
     url = f"/unsubscribe/{unsubscribe.token_for('ada@example.com')}/"
 
     assert client.get(url).status_code == 200
-    assert not Suppression.objects.exists(), "a GET (a link checker) unsubscribes nobody"
+    assert not models.Suppression.objects.exists(), "a GET (a link checker) unsubscribes nobody"
     answer = client.post(url, {"List-Unsubscribe": "One-Click"})
 
     assert answer.status_code == 200
-    assert list(Suppression.objects.values_list("address", "scope", "reason")) == [
+    assert list(models.Suppression.objects.values_list("address", "scope", "reason")) == [
         ("ada@example.com", "bulk", "one_click")
     ]
 
@@ -166,7 +170,7 @@ def test_a_forged_or_altered_token_is_refused_and_writes_nothing(client):
     answers = [client.post(f"/unsubscribe/{t}/", {"List-Unsubscribe": "One-Click"}) for t in forged]
 
     assert [answer.status_code for answer in answers] == [400, 400, 400]
-    assert not Suppression.objects.exists()
+    assert not models.Suppression.objects.exists()
 
 
 def test_a_one_click_post_without_its_field_or_too_large_is_refused(client):
@@ -174,7 +178,7 @@ def test_a_one_click_post_without_its_field_or_too_large_is_refused(client):
 
     assert client.post(url, {"other": "x"}).status_code == 400
     assert client.post(url, {"List-Unsubscribe": "One-Click", "pad": "x" * 2000}).status_code == 413
-    assert not Suppression.objects.exists()
+    assert not models.Suppression.objects.exists()
 
 
 def test_staff_lift_a_suppression_and_the_admin_logs_it(admin_client, admin_user):
@@ -198,7 +202,7 @@ def test_staff_add_an_address_by_hand(admin_client, admin_user):
         {"address": " Eve@Example.com", "scope": "all", "detail": "asked by phone"},
     )
 
-    row = Suppression.objects.get()
+    row = models.Suppression.objects.get()
     assert (row.address, row.reason, row.created_by) == ("eve@example.com", "by_hand", admin_user)
 
 

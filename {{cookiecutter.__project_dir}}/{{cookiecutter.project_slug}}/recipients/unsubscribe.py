@@ -76,7 +76,7 @@ def one_click(request, token):
     if request.method == "GET":
         return page(request, 200, "", address=address, ask=True)
     try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        length = int(request.headers.get("content-length") or 0)
     except ValueError:
         length = MAX_BODY + 1
     if length > MAX_BODY:

@@ -74,7 +74,7 @@ def guarded(view):
 def check(request, view_class):
     """The refusal for a post that must not reach anymail's view, or None."""
     try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        length = int(request.headers.get("content-length") or 0)
     except ValueError:
         return refuse(400, "the Content-Length header is not a number")
     if length > settings.WEBHOOK_MAX_BYTES:
