@@ -9,6 +9,7 @@ from email.utils import parseaddr
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from config.transport import transport
 
@@ -233,8 +234,20 @@ CELERY_TASK_DEFAULT_EXCHANGE = MAIL_QUEUE
 CELERY_TASK_DEFAULT_ROUTING_KEY = MAIL_QUEUE
 CELERY_CONTROL_EXCHANGE = MAIL_QUEUE
 CELERY_EVENT_EXCHANGE = f"{MAIL_QUEUE}.events"
-CELERY_TASK_QUEUE_MAX_PRIORITY = 3
-CELERY_TASK_DEFAULT_PRIORITY = 1
+# classic: one RabbitMQ node, post_office's four priorities; quorum: a queue RabbitMQ
+# replicates over a cluster's nodes, retries delayed by the broker itself (Celery's
+# native delayed delivery, which needs a topic exchange), two priority levels.
+# https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/rabbitmq.html
+RABBITMQ_QUEUE_TYPE = env("RABBITMQ_QUEUE_TYPE", default="classic")
+if RABBITMQ_QUEUE_TYPE == "quorum":
+    CELERY_TASK_DEFAULT_QUEUE_TYPE = "quorum"
+    CELERY_TASK_DEFAULT_EXCHANGE_TYPE = "topic"
+elif RABBITMQ_QUEUE_TYPE == "classic":
+    CELERY_TASK_QUEUE_MAX_PRIORITY = 3
+else:
+    raise ImproperlyConfigured(
+        f"RABBITMQ_QUEUE_TYPE={RABBITMQ_QUEUE_TYPE!r} is not classic or quorum"
+    )
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_IGNORE_RESULT = True

@@ -1,5 +1,7 @@
 import pytest
 from django.core import mail
+from djcelery_email.tasks import send_emails
+from post_office import mail as post_office
 
 from {{ cookiecutter.project_slug }}.delivery import handoff
 from {{ cookiecutter.project_slug }}.delivery.models import Delivery
@@ -14,3 +16,23 @@ def test_committed_mail_is_handed_off_by_the_background_thread():
 
     assert sorted(message.subject for message in mail.outbox) == [f"Hello {n}" for n in range(5)]
     assert set(Delivery.objects.values_list("state", flat=True)) == {"sent"}
+
+
+@pytest.mark.parametrize(
+    "queue_type, published", [("classic", [3, 2, 1, 0]), ("quorum", [5, 5, 0, 0])]
+)
+@pytest.mark.django_db
+def test_post_offices_priorities_map_onto_the_queues_levels(
+    settings, monkeypatch, committed, queue_type, published
+):
+    settings.RABBITMQ_QUEUE_TYPE = queue_type
+    priorities = []
+    monkeypatch.setattr(
+        send_emails, "apply_async", lambda *args, priority, **kwargs: priorities.append(priority)
+    )
+
+    with committed():
+        for priority in ("low", "medium", "high", "now"):
+            post_office.send("ada@example.com", subject=priority, message="Hi", priority=priority)
+
+    assert sorted(priorities, reverse=True) == published
