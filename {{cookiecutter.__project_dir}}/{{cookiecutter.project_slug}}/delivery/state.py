@@ -60,15 +60,22 @@ def record(emails, grace=HANDOFF_GRACE):
 
 
 def delivery_for(email, now, grace):
-    if is_ahead(email.scheduled_time, now):
-        return Delivery(
-            email_id=email.pk, state=State.SCHEDULED, due=email.scheduled_time, changed=now
-        )
+    scheduled = as_stored(email.scheduled_time)
+    if is_ahead(scheduled, now):
+        return Delivery(email_id=email.pk, state=State.SCHEDULED, due=scheduled, changed=now)
     return Delivery(email_id=email.pk, state=State.QUEUED, due=now + grace, changed=now)
 
 
 def is_ahead(moment, now):
     return moment is not None and moment > now
+
+
+def as_stored(moment):
+    """A time as the database holds it: post_office takes naive times too, which Django
+    stores in the default time zone."""
+    if moment is not None and settings.USE_TZ and timezone.is_naive(moment):
+        return timezone.make_aware(moment, timezone.get_default_timezone())
+    return moment
 
 
 def adopt():

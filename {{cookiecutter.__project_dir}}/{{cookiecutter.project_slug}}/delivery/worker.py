@@ -64,11 +64,14 @@ class DeliverBackend(BaseEmailBackend):
             logger.exception("Mail %s cannot be built", email_id)
             state.attempt_failed(email_id, error, Fault.REFUSED, celery_retries_left=False)
             return False
-        transport = self.transport(email.backend_alias)
+        transport = None
         try:
+            # A mailer MAILERS lacks, or cannot build, is a fault of the site's setup.
+            transport = self.transport(email.backend_alias)
             refused = send(transport, message)
         except Exception as error:
-            transport.close()  # a broken connection is not used again
+            if transport is not None:
+                transport.close()  # a broken connection is not used again
             if state.attempt_failed(email_id, error, fault_of(error), celery_retries_left()):
                 raise  # django-celery-email's task schedules the retry
             return False
