@@ -19,7 +19,7 @@ from importlib.metadata import version
 
 from conftest import SITE_TEMPLATE, TEMPLATE, bake, cannot_run, report
 
-PIN = re.search(r"^django-post-office==(\S+)$", (SITE_TEMPLATE / "requirements.txt").read_text(), re.M)[1]
+PIN = re.search(r"^django-post-office==(\S+)$", (SITE_TEMPLATE / "requirements.in").read_text(), re.M)[1]
 CACHE = TEMPLATE / "build" / "post_office"
 
 DISPATCH = (
