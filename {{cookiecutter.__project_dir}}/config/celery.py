@@ -33,7 +33,7 @@ def say_where_mail_goes(sender, **kwargs):
 
 @celeryd_init.connect
 def name_the_worker_after_the_queue(sender, instance, **kwargs):
-    """Unless --hostname names it, a worker is MAIL_QUEUE@host: sites sharing a broker stay apart."""
+    """Unless --hostname names it, a worker is MAIL_QUEUE@host: sites on one broker stay apart."""
     name, host = nodesplit(sender)
     if name == NODENAME_DEFAULT:
         instance.hostname = nodename(settings.MAIL_QUEUE, host)
