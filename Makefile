@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PYTHON ?= $(shell for p in python3.13 python3.12 python3 $$(ls -d $$(pyenv root 2>/dev/null)/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -rV); do \
 	$$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$p; break; }; done)
 
-.PHONY: install demo test lint bench
+.PHONY: install demo test lint bench screenshots
 
 # The template's tools and the baked site's requirements; pip skips what is
 # already installed.
@@ -36,3 +36,7 @@ bench: install
 lint: install
 	$(BIN)/ruff check hooks tests scripts
 	$(BIN)/ruff format --check hooks tests scripts
+
+# The admin pages the site README shows, taken again by their test in headless Chromium.
+screenshots: install
+	UPDATE_SCREENSHOTS=1 $(BIN)/pytest -n 0 tests/test_admin_pages.py

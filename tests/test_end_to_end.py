@@ -1,7 +1,9 @@
 """A baked site on the machine's RabbitMQ, with a real worker and a real SMTP server."""
 
+import hashlib
+
 from conftest import wait_for
-from samples import RICH_HTML, RICH_PDF
+from samples import RICH_HTML, RICH_PDF, big_attachment
 
 
 def test_fifty_mails_arrive_intact_and_are_recorded_as_sent(site, rabbitmq, smtp_server):
@@ -38,3 +40,17 @@ def test_a_partial_refusal_is_sent_to_the_others_and_names_the_refused_address(s
     assert sorted(message["To"] for message in smtp_server.messages) == [
         f"ok{n}@example.com, reject{n}@example.com" for n in range(3)
     ]
+
+
+def test_a_20_mb_attachment_arrives_whole_and_holds_back_no_other_mail(site, rabbitmq, smtp_server):
+    """The task only names the mail: its size does not matter to the broker."""
+    site.env = {"CELERY_BROKER_URL": rabbitmq, "EMAIL_URL": smtp_server.url}
+    site.start_worker()
+
+    site.script("send.py", "--big", "1", "--plain", "100")
+
+    wait_for(lambda: site.statuses() == {"sent": 101}, 120, "101 mails recorded as sent")
+    [big] = [message for message in smtp_server.messages if message["Subject"] == "big 0"]
+    [attachment] = big.iter_attachments()
+    assert hashlib.sha256(attachment.get_content()).digest() == hashlib.sha256(big_attachment()).digest()
+    assert len(smtp_server.messages) == 101

@@ -1,5 +1,7 @@
 """The contents of the sample mails, shared by the scripts and the tests that check them."""
 
+import random
+
 RICH_HTML = "<p>Hello <b>{n}</b> ☃</p>"
 RICH_PDF = bytes(range(256)) * 40
 
@@ -15,3 +17,11 @@ CONTENT_ATTACHMENTS = [
 ]
 LOGO_PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4
 LOGO_CID = "<logo@example.com>"
+
+# Larger than RabbitMQ 4's default max_message_size (16 MiB) once base64-encoded.
+BIG_SIZE = 20 * 1024 * 1024
+
+
+def big_attachment():
+    """BIG_SIZE bytes, the same every time, that no compressor shrinks."""
+    return random.Random(20).randbytes(BIG_SIZE)

@@ -3,6 +3,7 @@
 Django's API:      --plain N  --rich N (HTML + PDF)  --content N (see samples.py)
                    --rejected N, --flaky N (to addresses test servers refuse for good, or once)
                    --partly-refused N (to one address servers take and one they refuse)
+                   --big N (each with samples.BIG_SIZE bytes attached)
 post_office's API: --priority low|medium|high  --scheduled-in S  --expires-in S  (with --plain)
 Transactions:      --rolled-back N  (sent inside transactions that roll back)
 """
@@ -27,6 +28,7 @@ parser.add_argument("--content", type=int, default=0)
 parser.add_argument("--rejected", type=int, default=0)
 parser.add_argument("--flaky", type=int, default=0)
 parser.add_argument("--partly-refused", type=int, default=0)
+parser.add_argument("--big", type=int, default=0)
 parser.add_argument("--rolled-back", type=int, default=0)
 parser.add_argument("--priority")
 parser.add_argument("--scheduled-in", type=float)
@@ -88,6 +90,12 @@ def partly_refused(n):
     send_mail(f"partly {n}{args.tag}", "Half", None, [f"ok{n}@example.com", f"reject{n}@example.com"])
 
 
+def big(n):
+    message = EmailMultiAlternatives(f"big {n}{args.tag}", "A large attachment", to=[f"big{n}@example.com"])
+    message.attach("big.bin", samples.big_attachment(), "application/octet-stream")
+    message.send()
+
+
 def rolled_back(n):
     try:
         with transaction.atomic():
@@ -105,6 +113,7 @@ for send, count in (
     (rejected, args.rejected),
     (flaky, args.flaky),
     (partly_refused, args.partly_refused),
+    (big, args.big),
     (rolled_back, args.rolled_back),
 ):
     for n in range(count):

@@ -4,7 +4,8 @@ import logging
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun, worker_ready
+from celery.signals import celeryd_init, task_postrun, task_prerun, worker_ready
+from celery.utils.nodenames import NODENAME_DEFAULT, nodename, nodesplit
 from django.conf import settings
 from django.db import close_old_connections
 
@@ -13,8 +14,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("{{ cookiecutter.project_slug }}")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-# The worker's node name unless --hostname gives one: the site's queue at this host.
-os.environ.setdefault("CELERY_WORKER_HOSTNAME", f"{settings.MAIL_QUEUE}@%h")
 
 
 @task_prerun.connect
@@ -30,3 +29,11 @@ def close_old_database_connections(sender, **kwargs):
 @worker_ready.connect
 def say_where_mail_goes(sender, **kwargs):
     logging.getLogger(__name__).info("Delivering mail through %s", settings.MAIL_GOES_TO)
+
+
+@celeryd_init.connect
+def name_the_worker_after_the_queue(sender, instance, **kwargs):
+    """Unless --hostname names it, a worker is MAIL_QUEUE@host: sites on one broker stay apart."""
+    name, host = nodesplit(sender)
+    if name == NODENAME_DEFAULT:
+        instance.hostname = nodename(settings.MAIL_QUEUE, host)

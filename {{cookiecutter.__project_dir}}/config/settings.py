@@ -161,8 +161,8 @@ MAIL_KEEP_DAYS = env.int("MAIL_KEEP_DAYS", default=90)
 
 POST_OFFICE = {
     "DEFAULT_PRIORITY": "medium",
-    # Used by post_office itself for priority="now" and the admin's "resend":
-    # synchronous delivery in that request.
+    # Where post_office itself would deliver: the delivery app replaces that sending
+    # (Email.dispatch(), send_queued()) with hand-offs to the workers.
     "DEFAULT_MAILER": "transport",
     "MESSAGE_ID_ENABLED": True,
     # Message-IDs end in the sender's domain.

@@ -2,6 +2,8 @@
 workers."""
 
 import smtplib
+from email import message_from_bytes
+from email.message import MIMEPart
 
 import pytest
 from django.core import mail
@@ -97,6 +99,30 @@ def test_resend_of_a_retrying_mail_keeps_it_retrying_until_the_server_is_back(
     Delivery.objects.filter(email_id=email.pk).update(due=timezone.now())  # the retry's time
     sweep()  # the server is back
     assert (state_of(email), len(mail.outbox)) == ("sent", 1)
+
+
+def test_resend_of_a_mail_with_an_inline_image_sends_the_image_unchanged(admin_client, committed):
+    image_bytes = b"\x89PNG\r\n\x1a\n\x00\xff\r\n binary"
+    message = mail.EmailMultiAlternatives("Logo", "Body", to=["ada@example.com"])
+    message.attach_alternative('<img src="cid:logo">', "text/html")
+    image = MIMEPart()
+    image.set_content(
+        image_bytes, "image", "png", disposition="inline", filename="logo.png", cid="<logo>"
+    )
+    message.attach(image)
+    with committed():
+        message.send()
+
+    with committed():
+        admin_client.post(f"{MAILS}{Email.objects.get().pk}/resend/")
+
+    assert [sent_image(delivered) for delivered in mail.outbox] == [image_bytes, image_bytes]
+
+
+def sent_image(message):
+    """The image's bytes as a mail client reads them from what went over the wire."""
+    [part] = [p for p in message_from_bytes(message.message().as_bytes()).walk() if p["Content-ID"]]
+    return part.get_payload(decode=True)
 
 
 def test_the_list_action_leaves_a_mail_being_sent_alone_and_it_is_sent_once(

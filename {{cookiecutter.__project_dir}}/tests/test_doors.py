@@ -67,6 +67,43 @@ def test_a_backend_alias_delivers_through_that_mailer(committed):
     assert states() == ["sent"]
 
 
+def test_a_mail_naming_a_mailer_the_site_lacks_waits_as_a_fault_of_the_setup():
+    Email.objects.create(
+        from_email="site@example.com",
+        to=["ada@example.com"],
+        status=STATUS.queued,
+        backend_alias="gone",
+    )
+
+    call_command("send_queued_mail", stdout=StringIO())
+
+    delivery = Delivery.objects.get()
+    assert (delivery.state, delivery.fault) == ("retrying", "setup")
+    assert "'gone'" in delivery.reason
+
+
+def test_a_naive_time_is_read_as_django_stores_it(committed):
+    ahead, past = (timezone.make_naive(timezone.now() + timedelta(hours=n)) for n in (1, -1))
+
+    with committed(), pytest.warns(RuntimeWarning, match="naive datetime"):
+        later = post_office.send(
+            "ada@example.com", subject="Later", message="Body", scheduled_time=ahead
+        )
+        post_office.send("bob@example.com", subject="Due", message="Body", scheduled_time=past)
+
+    assert [message.subject for message in mail.outbox] == ["Due"]
+    assert Delivery.objects.get(email=later).state == "scheduled"
+
+
+def test_post_offices_send_queued_leaves_the_sending_to_the_workers():
+    Email.objects.create(
+        from_email="site@example.com", to=["ada@example.com"], status=STATUS.queued
+    )
+
+    assert post_office.send_queued() == (0, 0, 0), "counted as sent in the calling process"
+    assert (len(mail.outbox), states()) == (1, ["sent"])
+
+
 def test_a_template_rendered_on_delivery_is_rendered_by_the_worker(committed):
     EmailTemplate.objects.create(name="hello", subject=GREETING_SUBJECT, content=GREETING_TEXT)
 

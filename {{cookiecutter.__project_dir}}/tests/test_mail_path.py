@@ -2,6 +2,8 @@
 
 import smtplib
 from datetime import timedelta
+from email import message_from_bytes
+from email.message import MIMEPart
 
 import pytest
 from django.core import mail
@@ -69,6 +71,23 @@ def test_attachments_keep_their_bytes_and_declared_type(send):
     [delivered] = mail.outbox
     [attachment] = delivered.attachments
     assert tuple(attachment) == ("report.pdf", pdf, "application/pdf")
+
+
+def test_inline_images_sharing_a_name_or_without_one_all_arrive(send):
+    images = [(b"first", "logo.png"), (b"second", "logo.png"), (b"third", None)]
+    parts = []
+    for number, (content, name) in enumerate(images):
+        part = MIMEPart()
+        part.set_content(content, "image", "png", disposition="inline", filename=name)
+        part["Content-ID"] = f"<image{number}>"
+        parts.append(part)
+
+    send(attachments=parts)
+
+    [delivered] = mail.outbox
+    sent = message_from_bytes(delivered.message().as_bytes())
+    got = {part["Content-ID"]: part.get_payload(decode=True) for part in sent.walk()}
+    assert [got.get(f"<image{n}>") for n in range(3)] == [b"first", b"second", b"third"]
 
 
 def test_a_task_names_the_mail_and_carries_nothing_else():

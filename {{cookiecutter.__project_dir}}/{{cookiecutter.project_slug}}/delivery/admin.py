@@ -68,14 +68,7 @@ def send_again(modeladmin, request, queryset):
 
 @admin.register(Email)
 class EmailAdmin(post_office_admin.EmailAdmin):
-    list_display = [
-        "id",
-        "to_display",
-        "short_subject",
-        "state",
-        "delivery_details",
-        "last_updated",
-    ]
+    list_display = ["id", "to_display", "short_subject", "state", "delivery_details"]
     list_filter = [StateFilter, recipients_admin.EventsFilter, "priority", "template__name"]
     list_select_related = ["delivery", "template"]
     readonly_fields = [*post_office_admin.EmailAdmin.readonly_fields, "status", "delivery_details"]

@@ -15,4 +15,5 @@ class DeliveryConfig(AppConfig):
         email_queued.connect(outbox.on_queued, dispatch_uid="record_and_hand_off")
         # post_office's doors that would send in the calling process go to the workers.
         Email.dispatch = outbox.dispatch
+        mail.send_queued = sweeper.send_queued
         mail.send_queued_mail_until_done = lambda *args, **kwargs: sweeper.sweep()

@@ -40,7 +40,13 @@ _thread = None
 def after_commit(emails):
     """Hand these mails to the broker once the current transaction commits."""
     mails = [
-        (email.pk, email.message_id, email.priority, email.scheduled_time, email.expires_at)
+        (
+            email.pk,
+            email.message_id,
+            email.priority,
+            state.as_stored(email.scheduled_time),
+            state.as_stored(email.expires_at),
+        )
         for email in emails
     ]
     transaction.on_commit(lambda: _submit(mails))

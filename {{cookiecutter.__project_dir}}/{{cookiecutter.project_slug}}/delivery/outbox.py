@@ -27,8 +27,9 @@ class QueueBackend(BaseEmailBackend):
     bodies are stored as given (post_office renders them as Django templates,
     so a variable in braces vanished and a lone tag raised), and every
     attachment keeps its declared MIME type and headers (post_office sent
-    ("report.pdf", data, "application/pdf") as application/octet-stream). The
-    messages and their attachments are written together or not at all.
+    ("report.pdf", data, "application/pdf") as application/octet-stream, and kept
+    one of two attachments of the same name). The messages and their attachments
+    are written together or not at all.
     """
 
     def send_messages(self, email_messages):
@@ -37,9 +38,10 @@ class QueueBackend(BaseEmailBackend):
             for message in email_messages:
                 email = queued_email(message)
                 email.save()  # post_office validates the addresses here
-                attachments = dict(map(stored_attachment, message.attachments))
-                if attachments:
-                    email.attachments.add(*create_attachments(attachments))
+                for attachment in message.attachments:  # one by one: two may share a name
+                    email.attachments.add(
+                        *create_attachments(dict([stored_attachment(attachment)]))
+                    )
                 emails.append(email)
             email_queued.send(sender=Email, emails=emails)
         return len(emails)
@@ -99,7 +101,8 @@ def stored_attachment(attachment):
                 if key.lower() in ("content-id", "content-disposition")
             },
         }
-        return attachment.get_filename(), spec
+        # An inline part may have no name; post_office needs one to store it.
+        return attachment.get_filename() or "inline", spec
     name, content, mimetype = attachment
     if isinstance(content, str):
         content = content.encode()

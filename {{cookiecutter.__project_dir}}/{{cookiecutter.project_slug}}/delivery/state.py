@@ -12,6 +12,7 @@ so post_office's admin, API and commands see the same thing. `Delivery.due` says
 sweeper acts on a mail (see models.Delivery).
 """
 
+import smtplib
 from datetime import timedelta
 
 from django.conf import settings
@@ -61,15 +62,22 @@ def record(emails, grace=HANDOFF_GRACE):
 
 
 def delivery_for(email, now, grace):
-    if is_ahead(email.scheduled_time, now):
-        return Delivery(
-            email_id=email.pk, state=State.SCHEDULED, due=email.scheduled_time, changed=now
-        )
+    scheduled = as_stored(email.scheduled_time)
+    if is_ahead(scheduled, now):
+        return Delivery(email_id=email.pk, state=State.SCHEDULED, due=scheduled, changed=now)
     return Delivery(email_id=email.pk, state=State.QUEUED, due=now + grace, changed=now)
 
 
 def is_ahead(moment, now):
     return moment is not None and moment > now
+
+
+def as_stored(moment):
+    """A time as the database holds it: post_office takes naive times too, which Django
+    stores in the default time zone."""
+    if moment is not None and settings.USE_TZ and timezone.is_naive(moment):
+        return timezone.make_aware(moment, timezone.get_default_timezone())
+    return moment
 
 
 def adopt():
@@ -185,7 +193,7 @@ def attempt_failed(email_id, error, fault, celery_retries_left):
     """
     now = timezone.now()
     delivery = Delivery.objects.select_related("email").get(email_id=email_id)
-    answer = str(error) or repr(error)
+    answer = answer_of(error)
     attempts = delivery.failed_attempts + 1
     if fault == Fault.REFUSED:
         state, due, note = State.FAILED, None, f"refused: {answer}"
@@ -216,6 +224,18 @@ def attempt_failed(email_id, error, fault, celery_retries_left):
                 exception_type=type(error).__name__,
             )
     return celery_retries_left and state == State.RETRYING
+
+
+def answer_of(error):
+    """What the server or the service said, as a line: "451 4.3.0 Try again later"."""
+    if isinstance(error, smtplib.SMTPResponseException):
+        return f"{error.smtp_code} {error.smtp_error.decode(errors='replace')}"
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return "; ".join(
+            f"{address}: {code} {answer.decode(errors='replace')}"
+            for address, (code, answer) in error.recipients.items()
+        )
+    return str(error) or repr(error)
 
 
 def expire():

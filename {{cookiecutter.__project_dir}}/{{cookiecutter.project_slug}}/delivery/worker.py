@@ -71,11 +71,14 @@ class DeliverBackend(BaseEmailBackend):
             state.withheld(email_id, withheld)
             return False
         unsubscribe.add_headers(email, message)
-        transport = self.transport(email.backend_alias)
+        transport = None
         try:
+            # A mailer MAILERS lacks, or cannot build, is a fault of the site's setup.
+            transport = self.transport(email.backend_alias)
             refused = send(transport, message)
         except Exception as error:
-            transport.close()  # a broken connection is not used again
+            if transport is not None:
+                transport.close()  # a broken connection is not used again
             if isinstance(error, smtplib.SMTPRecipientsRefused):
                 suppression.learn_from_refusals(error.recipients)
             if state.attempt_failed(email_id, error, fault_of(error), celery_retries_left()):
