@@ -18,6 +18,8 @@ from services import postgres_database, rabbitmq_vhost
 SCRIPTS = TEMPLATE / "scripts" / "site"
 FIGURES = TEMPLATE / "build" / "test-figures.txt"
 BIN = Path(sys.executable).parent
+# The container engine and what runs on it (stand-in images, RabbitMQ 4); xdist groups on pytest 9.2.
+pytest_plugins = ["container_fixtures", "xdist_groups"]
 
 
 def report(line):
@@ -136,9 +138,12 @@ def service_answers(port):
 
 def require_service(name, port):
     """Skip loudly without the service; under CI=true, fail instead."""
-    if service_answers(port):
-        return
-    message = f"{name} is not reachable on 127.0.0.1:{port}; this test needs it"
+    if not service_answers(port):
+        unavailable(f"{name} is not reachable on 127.0.0.1:{port}; this test needs it")
+
+
+def unavailable(message):
+    """Skip loudly for something missing that the test needs; under CI=true, fail instead."""
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     print(f"\n*** SKIPPED: {message} ***", file=sys.stderr)
