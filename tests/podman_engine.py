@@ -86,21 +86,24 @@ class HealthChecks(threading.Thread):
     def run(self):
         while not self.stopping.wait(2):
             listed = self.engine.run(
-                "ps",
-                "--filter=status=running",
-                "--format={{.ID}} {{.Status}}",
-                check=False,
+                "ps", "--filter=status=running", "--format={{.ID}} {{.Status}}", check=False
             )
             for line in listed.stdout.splitlines():
                 container, _, status = line.partition(" ")
-                if status.endswith(")") and self.due(container, starting=status.endswith("(starting)")):
-                    self.checks[container] = subprocess.Popen(
-                        [self.engine.cli, "healthcheck", "run", container],
-                        env=self.engine.env,
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL,
-                    )
-                    self.last[container] = time.monotonic()
+                try:
+                    if status.endswith(")") and self.due(container, starting=status.endswith("(starting)")):
+                        self.start_check(container)
+                except (AssertionError, subprocess.SubprocessError):
+                    pass  # the container went away meanwhile
+
+    def start_check(self, container):
+        self.checks[container] = subprocess.Popen(
+            [self.engine.cli, "healthcheck", "run", container],
+            env=self.engine.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.last[container] = time.monotonic()
 
     def due(self, container, starting):
         if (check := self.checks.get(container)) and check.poll() is None:

@@ -43,9 +43,8 @@ class ComposeSite:
         result = self.compose("up", "--detach", "--wait", "--wait-timeout", "240", *services, check=False)
         if result.returncode:
             logs = self.compose("logs", "--tail", "25", check=False).stdout
-            pytest.fail(
-                f"`compose up --wait` failed:\n{result.stderr[-3000:]}\n{self.states()}\n{logs[-6000:]}"
-            )
+            states = {name: (state["State"], state["Health"]) for name, state in self.states().items()}
+            pytest.fail(f"`compose up --wait` failed:\n{result.stderr[-2000:]}\n{states}\n{logs[-6000:]}")
 
     def states(self):
         """{service: its container's state} as `compose ps -a` reports them."""
@@ -87,6 +86,13 @@ class ComposeSite:
             "--formatter=json",
         )
         return {entry["name"]: entry["messages"] for entry in json.loads(listing.stdout)}.get(queue, 0)
+
+    def health_check(self, service):
+        """A service's health check from the compose files, as a command line to exec."""
+        config = json.loads(self.compose("config", "--format", "json").stdout)
+        kind, *test = config["services"][service]["healthcheck"]["test"]
+        test = [arg.replace("$$", "$") for arg in test]  # `config` writes a literal $ as $$
+        return ["sh", "-c", *test] if kind == "CMD-SHELL" else test
 
     def send_test_mail(self, to, timeout=60):
         return self.exec(
@@ -152,6 +158,27 @@ def test_compose_restarts_a_worker_killed_with_kill_9_and_mail_still_goes(stack)
     wait_for(restarted, 120, "the worker restarted and healthy")
     assert stack.send_test_mail("bob@example.com").returncode == 0
     assert wait_for(lambda: "bob@example.com" in stack.caught(), 30, "the second mail in the catcher")
+
+
+def test_the_workers_health_check_asks_for_its_own_node(stack):
+    check = stack.health_check("worker")
+    assert stack.exec("worker", *check, check=False).returncode == 0
+    # In the web container the same command asks for a worker named after web's host: none.
+    assert stack.exec("web", *check, check=False).returncode != 0
+
+
+def test_rabbitmqs_health_check_fails_while_its_app_is_stopped(stack):
+    """`rabbitmq-diagnostics ping` passes then, and web and worker started before the vhost was up."""
+    check = stack.health_check("rabbitmq")
+    assert stack.exec("rabbitmq", *check, check=False).returncode == 0
+    stack.exec("rabbitmq", "rabbitmqctl", "-q", "stop_app")
+    try:
+        assert stack.exec("rabbitmq", *check, check=False).returncode != 0
+    finally:
+        stack.exec("rabbitmq", "rabbitmqctl", "-q", "start_app")
+    wait_for(
+        lambda: stack.exec("rabbitmq", *check, check=False).returncode == 0, 60, "RabbitMQ healthy again"
+    )
 
 
 def test_down_then_up_keeps_the_database_and_the_brokers_durable_messages(stack):
