@@ -23,6 +23,8 @@ SITE_TEMPLATE = TEMPLATE / "{{cookiecutter.__project_dir}}"
 SCRIPTS = TEMPLATE / "tests" / "site"
 FIGURES = TEMPLATE / "build" / "test-figures.txt"
 BIN = Path(sys.executable).parent
+# The container engine and what runs on it (stand-in images, RabbitMQ 4); xdist groups on pytest 9.2.
+pytest_plugins = ["container_fixtures", "xdist_groups"]
 
 
 def report(line):

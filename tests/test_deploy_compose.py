@@ -1,11 +1,12 @@
 """compose.yaml and compose.override.yaml of the baked site: valid for the Compose spec and
-for Docker Compose v2 itself, and saying what the README promises. There is no Docker
-engine here, so the files are read, not run; the commands they start are run for real."""
+for Docker Compose v2 itself, and saying what the README promises. Here the files are read
+and the commands they start run on this machine; test_compose_up.py runs the files themselves."""
 
 import base64
 import configparser
 import json
 import os
+import re
 import shutil
 import signal
 import urllib.error
@@ -20,12 +21,12 @@ from deployment import COMPOSE, SITE_USER, env_file
 APP_SERVICES = {"migrate", "web", "worker", "sweeper", "flower"}
 
 
-def compose_config(site, *files, profile=None):
+def compose_config(site, *files, profile=None, env=None):
     """The configuration Docker Compose would run, resolved from the files and .env."""
     options = [option for file in files for option in ("--file", file)]
     if profile:
         options += ["--profile", profile]
-    result = site.run(COMPOSE, *options, "config", "--format", "json")
+    result = site.run(COMPOSE, *options, "config", "--format", "json", env=env)
     return json.loads(result.stdout)
 
 
@@ -62,13 +63,19 @@ def test_compose_runs_the_site_on_rabbitmq_and_postgresql_as_the_readme_says(bak
     rabbitmq = services["rabbitmq"]
     assert rabbitmq["image"].startswith("rabbitmq:4.") and rabbitmq["image"].endswith("-management")
     assert rabbitmq["image"].count(".") == 1, "pin a minor version, such as rabbitmq:4.3-management"
-    assert rabbitmq["healthcheck"]["test"] == ["CMD", "rabbitmq-diagnostics", "-q", "ping"]
+    # Healthy once the broker app runs and listens: `ping` also answers while the app is stopped.
+    checks = "rabbitmq-diagnostics -q check_running && rabbitmq-diagnostics -q check_port_connectivity"
+    assert rabbitmq["healthcheck"]["test"] == ["CMD-SHELL", checks]
     assert [volume["target"] for volume in rabbitmq["volumes"]] == ["/var/lib/rabbitmq"]
     assert rabbitmq["hostname"], "RabbitMQ finds its data by host name"
     assert rabbitmq["environment"]["RABBITMQ_DEFAULT_USER"] == env["RABBITMQ_USER"] == SITE_USER
     assert rabbitmq["environment"]["RABBITMQ_DEFAULT_PASS"] == env["RABBITMQ_PASSWORD"]
     assert "guest" not in json.dumps(production)
-    assert services["postgres"]["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL")
+    # Over TCP: the official image's first-boot server answers on its Unix socket only.
+    assert services["postgres"]["healthcheck"]["test"] == [
+        "CMD-SHELL",
+        f"pg_isready -h 127.0.0.1 -U {SITE_USER}",
+    ]
 
     assert set(services) == {"rabbitmq", "postgres"} | APP_SERVICES
     for name in APP_SERVICES:
@@ -83,15 +90,42 @@ def test_compose_runs_the_site_on_rabbitmq_and_postgresql_as_the_readme_says(bak
     for name in ("web", "worker", "sweeper"):
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
         assert services[name]["restart"] == "unless-stopped"
-    # Only web answers the image's HEALTHCHECK.
-    assert "healthcheck" not in services["web"]
-    assert all(services[name]["healthcheck"] == {"disable": True} for name in APP_SERVICES - {"web"})
+    # `up --wait` waits for migrate to exit 0 and for every other service to be healthy, which
+    # a service without a health check (`disable`) never is; web's is the image's, at 2 s first.
+    assert services["migrate"]["healthcheck"] == {"disable": True}
+    for name in APP_SERVICES - {"migrate"}:
+        check = services[name]["healthcheck"]
+        assert check["test"][0] in ("CMD", "CMD-SHELL") and check["retries"] and check["start_interval"], name
+    dockerfile = (baked.path / "Dockerfile").read_text()
+    image_check = json.loads(re.search(r"(?m)^HEALTHCHECK .* CMD (\[.*\])$", dockerfile)[1])
+    assert services["web"]["healthcheck"]["test"] == ["CMD", *image_check]
+    assert services["web"]["healthcheck"]["start_interval"] == "2s"
 
     published = [(name, port) for name, service in services.items() for port in service.get("ports", [])]
     assert {(name, port["host_ip"], port["target"]) for name, port in published} == {
         ("rabbitmq", "127.0.0.1", 15672),
         ("web", "127.0.0.1", 8000),
         ("flower", "127.0.0.1", 5555),
+    }
+
+
+def test_the_published_host_ports_move_with_their_variables(baked):
+    moved = {
+        "WEB_PORT": "18000",
+        "RABBITMQ_UI_PORT": "18001",
+        "FLOWER_UI_PORT": "18002",
+        "MAILPIT_UI_PORT": "18003",
+    }
+    files = ("compose.yaml", "compose.override.yaml")
+    services = compose_config(baked, *files, profile="monitoring", env=moved)["services"]
+    published = {
+        name: [port["published"] for port in service.get("ports", [])] for name, service in services.items()
+    }
+    assert {name: ports for name, ports in published.items() if ports} == {
+        "web": ["18000"],
+        "rabbitmq": ["18001"],
+        "flower": ["18002"],
+        "mailpit": ["18003"],
     }
 
 
@@ -155,8 +189,12 @@ def test_flower_is_optional_and_asks_for_the_password_baked_into_env(baked, rabb
         wait_for(lambda: service_answers(port), 30, "Flower listening")
         answers = [status(f"http://127.0.0.1:{port}/", password) for password in (None, "guess", password)]
         assert answers == [401, 401, 200]
+        # The compose health check, on this port: it passes while Flower runs, and only then.
+        health_check = [arg.replace(":5555/", f":{port}/") for arg in flower["healthcheck"]["test"][1:]]
+        assert baked.run(*health_check, check=False).returncode == 0
     finally:
         baked.stop_all()
+    assert baked.run(*health_check, check=False).returncode != 0
 
 
 def status(url, password):

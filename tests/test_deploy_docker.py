@@ -53,6 +53,11 @@ def test_the_image_runs_as_a_user_and_holds_only_the_pinned_requirements(baked):
     assert ("COPY", "--from=build /venv /venv") in final
     runs = " ".join(arguments for instruction, arguments in final if instruction == "RUN")
     assert not re.search(r"pip install|apt-get|apk add|gcc|build-essential", runs)
+    # USER's user and group both exist: useradd --user-group would give the group another id.
+    uid, gid = users[-1].split(":")
+    assert re.search(rf"groupadd [^&]*--gid {gid}\b", runs) and re.search(
+        rf"useradd [^&]*--uid {uid}\b", runs
+    )
 
     ignored = (baked.path / ".dockerignore").read_text().splitlines()
     assert {".env", ".venv/", ".git/", "media/"} <= set(ignored), (

@@ -1,0 +1,21 @@
+"""`--dist loadgroup` for pytest 9.2: pytest-xdist 3.8 keeps a group's tests on one worker by
+appending "@group" to their node ids, which pytest 9.2's structured node ids ignore (every
+test of a group then runs anywhere). This appends it where pytest 9.2 keeps the id."""
+
+import pytest
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    if not (hasattr(config, "workerinput") and config.getvalue("loadgroup")):
+        return
+    for item in items:
+        groups = sorted(
+            {
+                str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                for mark in item.iter_markers("xdist_group")
+            }
+        )
+        suffix = "@" + "_".join(groups)
+        if groups and not item.nodeid.endswith(suffix) and hasattr(item, "_id"):
+            item._id = type(item._id).parse(item.nodeid + suffix)
