@@ -6,7 +6,7 @@ xdist worker, one after another; `any_rabbitmq` marks its container half itself.
 import time
 
 import pytest
-from conftest import bake, report, cannot_run
+from conftest import bake, cannot_run, report
 from containers import CONTAINERS, Unavailable, docker_engine
 from rabbitmq_containers import rabbitmq_node
 from stand_ins import build_stand_ins
