@@ -145,7 +145,8 @@ MAILERS = {
 MAIL_MAX_RETRIES = env.int("MAIL_MAX_RETRIES", default=3)
 MAIL_RETRY_INTERVAL = env.int("MAIL_RETRY_INTERVAL", default=60)
 # A mail the server keeps refusing for a passing reason (connection refused,
-# timeout, 4xx reply) is retried until it is this old; then it is "failed".
+# timeout, 4xx reply) is retried until it is this old, counted from its
+# scheduled time if it has one; then it is "failed".
 MAIL_GIVE_UP_AFTER = timedelta(hours=env.int("MAIL_GIVE_UP_AFTER_HOURS", default=72))
 # The sweeper hands a mail out again when it has been "sending" this long
 # (its worker died), or when nothing happened to a queued mail this long (its

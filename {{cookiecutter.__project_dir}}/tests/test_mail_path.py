@@ -210,6 +210,26 @@ def test_a_mail_still_failing_after_the_give_up_time_is_failed(send, server, set
     assert email.logs.get().message.startswith("gave up")
 
 
+def test_the_give_up_age_counts_from_a_mail_s_scheduled_time(server):
+    """A mail scheduled further ahead than MAIL_GIVE_UP_AFTER gets its retries at its time."""
+    now = timezone.now()
+    email = post_office.send(
+        "ada@example.com",
+        subject="Next week",
+        message="Body",
+        scheduled_time=now + timedelta(days=4),
+    )
+    # Four days later its time comes, and the server answers "try again later".
+    Email.objects.filter(pk=email.pk).update(created=now - timedelta(days=4), scheduled_time=now)
+    time_passes(email)
+    server.errors.append(smtplib.SMTPDataError(451, b"4.3.0 Try again later"))
+
+    sweep()
+
+    delivery = state_of(email)
+    assert (delivery.state, delivery.failed_attempts) == ("retrying", 1)
+
+
 def test_a_mail_queued_while_the_broker_is_down_is_sent_by_the_sweeper(send, monkeypatch):
     with monkeypatch.context() as broker_down:
         broker_down.setattr(send_emails, "apply_async", refuse_connection)

@@ -187,17 +187,20 @@ def attempt_failed(email_id, error, fault, celery_retries_left):
     """Write a failed attempt; return True if Celery should retry the mail now.
 
     A refusal fails the mail. A passing failure is retried, by Celery while it has
-    retries left, then by the sweeper every MAIL_RETRY_INTERVAL, until the mail is
-    older than MAIL_GIVE_UP_AFTER. A fault of the site's setup (credentials, the sender
-    the server refuses) is retried until the setup is fixed.
+    retries left, then by the sweeper every MAIL_RETRY_INTERVAL, until MAIL_GIVE_UP_AFTER
+    has passed since the mail's time (its scheduled time, or when it was written). A
+    fault of the site's setup (credentials, the sender the server refuses) is retried
+    until the setup is fixed.
     """
     now = timezone.now()
     delivery = Delivery.objects.select_related("email").get(email_id=email_id)
     answer = answer_of(error)
     attempts = delivery.failed_attempts + 1
+    # A mail scheduled days ahead is not given up at its first passing failure.
+    since = max(delivery.email.created, delivery.email.scheduled_time or delivery.email.created)
     if fault == Fault.REFUSED:
         state, due, note = State.FAILED, None, f"refused: {answer}"
-    elif fault == Fault.PASSING and now - delivery.email.created > settings.MAIL_GIVE_UP_AFTER:
+    elif fault == Fault.PASSING and now - since > settings.MAIL_GIVE_UP_AFTER:
         state, due, note = (
             State.FAILED,
             None,
