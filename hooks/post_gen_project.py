@@ -7,6 +7,7 @@ from pathlib import Path
 SECRETS = {
     "DJANGO_SECRET_KEY": lambda: secrets.token_urlsafe(50),
     "RABBITMQ_PASSWORD": lambda: secrets.token_urlsafe(24),
+    "RABBITMQ_ERLANG_COOKIE": lambda: secrets.token_hex(32),  # Erlang takes letters and digits
     "POSTGRES_PASSWORD": lambda: secrets.token_urlsafe(24),
     "FLOWER_PASSWORD": lambda: secrets.token_urlsafe(24),
     "HEALTH_TOKEN": lambda: secrets.token_urlsafe(24),

@@ -48,6 +48,7 @@ EVERY_BAKE_HAS = [
     "Makefile",
     "README.md",
     "compose.yaml",
+    "compose.cluster.yaml",
     "config/celery.py",
     "config/settings.py",
     "config/transport.py",
@@ -119,7 +120,9 @@ def test_a_bake_is_clean_safe_and_passes_its_own_tests(tmp_path, answers):
     site.run(sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", env=quick)
     site.run(COMPOSE, "--file", "compose.yaml", "config", "--quiet")
     site.run(COMPOSE, "config", "--quiet")  # with compose.override.yaml
-    schemas = {"vendor.compose-spec": ["compose.yaml", "compose.override.yaml"]}
+    cluster = ["--file", "compose.yaml", "--file", "compose.cluster.yaml"]
+    site.run(COMPOSE, *cluster, "config", "--quiet")
+    schemas = {"vendor.compose-spec": ["compose.yaml", "compose.override.yaml", "compose.cluster.yaml"]}
     schemas["vendor.github-workflows"] = [".github/workflows/ci.yml"]
     for schema, files in schemas.items():
         site.run(BIN / "check-jsonschema", "--builtin-schema", schema, *files)
@@ -159,7 +162,13 @@ def test_every_bake_gets_its_own_secrets_and_keeps_them_out_of_git(tmp_path):
     def secrets_of(site):
         lines = (site.path / ".env").read_text().splitlines()
         values = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
-        names = ("DJANGO_SECRET_KEY", "RABBITMQ_PASSWORD", "POSTGRES_PASSWORD", "UNSUBSCRIBE_SECRET")
+        names = (
+            "DJANGO_SECRET_KEY",
+            "RABBITMQ_PASSWORD",
+            "RABBITMQ_ERLANG_COOKIE",
+            "POSTGRES_PASSWORD",
+            "UNSUBSCRIBE_SECRET",
+        )
         return {name: values[name] for name in (*names, "ANYMAIL_WEBHOOK_SECRET")}
 
     one, two = secrets_of(first), secrets_of(second)

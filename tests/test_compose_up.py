@@ -3,119 +3,26 @@ compose.yaml with compose.override.yaml unmodified (only their host port variabl
 the engine of containers.py with the stand-in images of stand_ins.py (RabbitMQ 4.0, Debian's
 PostgreSQL 17 and Python 3.13, a Mailpit look-alike)."""
 
-import json
 import os
 import re
 import signal
-import time
-import urllib.request
-import uuid
 from pathlib import Path
 
 import pytest
-from catcher import free_port
-from conftest import bake, get_json, report, wait_for
+from compose_site import ComposeSite, brought_up
+from conftest import bake, get_json, wait_for
 from containers import CONTAINERS
-from deployment import COMPOSE, env_file
+from deployment import env_file
 
 pytestmark = CONTAINERS
-PORTS = ("WEB_PORT", "RABBITMQ_UI_PORT", "MAILPIT_UI_PORT", "FLOWER_UI_PORT")
-
-
-class ComposeSite:
-    """A baked site's compose project on the test's engine, with host ports of its own."""
-
-    def __init__(self, site, engine):
-        self.site, self.engine = site, engine
-        self.project = f"compose-test-{uuid.uuid4().hex[:8]}"
-        self.ports = {name: str(free_port()) for name in PORTS}
-
-    def compose(self, *args, check=True, timeout=300):
-        env = {**self.engine.compose_env, **self.ports}
-        return self.site.run(
-            COMPOSE, "--project-name", self.project, *args, env=env, check=check, timeout=timeout
-        )
-
-    def exec(self, service, *command, check=True):
-        return self.compose("exec", "-T", service, *command, check=check)
-
-    def up(self, *services):
-        result = self.compose("up", "--detach", "--wait", "--wait-timeout", "240", *services, check=False)
-        if result.returncode:
-            logs = self.compose("logs", "--tail", "25", check=False).stdout
-            states = {name: (state["State"], state["Health"]) for name, state in self.states().items()}
-            pytest.fail(f"`compose up --wait` failed:\n{result.stderr[-2000:]}\n{states}\n{logs[-6000:]}")
-
-    def states(self):
-        """{service: its container's state} as `compose ps -a` reports them."""
-        lines = self.compose("ps", "--all", "--format", "json").stdout.splitlines()
-        return {entry["Service"]: entry for entry in map(json.loads, lines)}
-
-    def container(self, service):
-        return self.engine.inspect(self.compose("ps", "--all", "--quiet", service).stdout.strip())
-
-    def get(self, port_name, path):
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[port_name]}{path}", timeout=10) as answer:
-            return answer.status, json.loads(answer.read())
-
-    def caught(self):
-        """Recipients of the mail in the mail catcher, from its API."""
-        _, listing = self.get("MAILPIT_UI_PORT", "/api/v1/messages")
-        return sorted(to["Address"] for message in listing["messages"] for to in message["To"])
-
-    def statuses(self):
-        """{recipient: status} of every mail the site recorded."""
-        code = (
-            "import json; from django.apps import apps; "
-            "deliveries = apps.get_model('delivery', 'Delivery').objects.select_related('email'); "
-            "print(json.dumps({d.email.to[0]: d.state for d in deliveries}))"
-        )
-        return json.loads(self.exec("web", "python", "manage.py", "shell", "--no-imports", "-c", code).stdout)
-
-    def queued(self, queue=None):
-        """Messages waiting in a queue of the site's vhost (its mail queue unless named), as
-        RabbitMQ counts them."""
-        vhost = env_file(self.site)["RABBITMQ_USER"]
-        queue = queue or env_file(self.site)["MAIL_QUEUE"]
-        listing = self.exec(
-            "rabbitmq",
-            "rabbitmqctl",
-            "-q",
-            "list_queues",
-            "-p",
-            vhost,
-            "name",
-            "messages",
-            "--formatter=json",
-        )
-        return {entry["name"]: entry["messages"] for entry in json.loads(listing.stdout)}.get(queue, 0)
-
-    def health_check(self, service):
-        """A service's health check from the compose files, as a command line to exec."""
-        config = json.loads(self.compose("config", "--format", "json").stdout)
-        kind, *test = config["services"][service]["healthcheck"]["test"]
-        test = [arg.replace("$$", "$") for arg in test]  # `config` writes a literal $ as $$
-        return ["sh", "-c", *test] if kind == "CMD-SHELL" else test
-
-    def send_test_mail(self, to, timeout=60):
-        return self.exec(
-            "web", "python", "manage.py", "send_test_mail", to, "--timeout", str(timeout), check=False
-        )
 
 
 @pytest.fixture(scope="module")
 def stack(engine, stand_ins, tmp_path_factory):
     """A default bake built and brought up with `compose up --wait`, taken down after."""
     site = ComposeSite(bake(tmp_path_factory.mktemp("compose-up")), engine)
-    try:
-        started = time.monotonic()
-        site.compose("build", timeout=900)
-        built = time.monotonic()
-        site.up()
-        report(f"[compose] build {built - started:.0f} s, up --wait {time.monotonic() - built:.0f} s")
+    with brought_up(site, "compose"):
         yield site
-    finally:
-        site.compose("down", "--volumes", "--timeout", "10", "--remove-orphans", check=False)
 
 
 def test_up_wait_brings_every_service_up_healthy_after_migrate_as_the_images_user(stack):

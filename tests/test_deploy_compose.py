@@ -38,8 +38,9 @@ def baked(tmp_path_factory):
 
 def test_the_compose_files_are_valid_for_the_compose_spec_and_for_docker_compose(baked, tmp_path):
     spec = [BIN / "check-jsonschema", "--builtin-schema", "vendor.compose-spec"]
-    baked.run(*spec, "compose.yaml", "compose.override.yaml")
-    for files in (["compose.yaml"], ["compose.yaml", "compose.override.yaml"]):
+    baked.run(*spec, "compose.yaml", "compose.override.yaml", "compose.cluster.yaml")
+    cluster = ["compose.yaml", "compose.override.yaml", "compose.cluster.yaml"]
+    for files in (["compose.yaml"], ["compose.yaml", "compose.override.yaml"], cluster):
         for profile in ([], ["--profile", "monitoring"]):
             options = [option for file in files for option in ("--file", file)]
             baked.run(COMPOSE, *options, *profile, "config", "--quiet")
