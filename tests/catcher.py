@@ -13,12 +13,13 @@ class SmtpCatcher:
     like a server that checks each message before it accepts it. Recipients whose
     address starts with "reject" are refused for good (550)."""
 
-    def __init__(self, delay=0.0):
+    def __init__(self, delay=0.0, port=None):
         self.delay = delay
         self.messages = []
         self.recipients_asked = []  # every RCPT TO address, refused ones too
         self.arrived_at = []  # time.time() of each message, in order
-        self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
+        self.peers = []  # the client's (address, port) of each message: its connection
+        self.controller = Controller(self, hostname="127.0.0.1", port=port or free_port())
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         self.recipients_asked.append(address)
@@ -31,6 +32,7 @@ class SmtpCatcher:
         await asyncio.sleep(self.delay)
         self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
         self.arrived_at.append(time.time())
+        self.peers.append(session.peer)
         return "250 Message accepted for delivery"
 
     @property

@@ -20,7 +20,7 @@ from tcp_proxy import TcpProxy
 
 # Fast retries, so that outages longer than the worker's retry window fit in a test.
 FAST_RETRIES = {"MAIL_MAX_RETRIES": "2", "MAIL_RETRY_INTERVAL": "1", "MAIL_SENDING_TIMEOUT": "5"}
-WORKER_CONCURRENCY = 32  # deploy/bin/worker's default
+WORKER_CONCURRENCY = 20  # deploy/bin/worker's default
 
 
 class MailPath:

@@ -153,6 +153,9 @@ MAIL_GIVE_UP_AFTER = timedelta(hours=env.int("MAIL_GIVE_UP_AFTER_HOURS", default
 # task was lost). Keep the first above the time a task can take to send.
 MAIL_SENDING_TIMEOUT = timedelta(seconds=env.int("MAIL_SENDING_TIMEOUT", default=300))
 MAIL_HANDOFF_TIMEOUT = timedelta(seconds=env.int("MAIL_HANDOFF_TIMEOUT", default=3600))
+# A worker thread keeps its connection to the mail server (or the service's API) across
+# mails, and opens a new one after it lay unused this long (delivery/connections.py).
+MAIL_CONNECTION_IDLE = timedelta(seconds=env.int("MAIL_CONNECTION_IDLE", default=10))
 # /healthz/mail fails when a mail has waited this long past its time.
 MAIL_HEALTH_MAX_DELAY = timedelta(seconds=env.int("MAIL_HEALTH_MAX_DELAY", default=600))
 # Lets monitoring read the reasons of /healthz and /healthz/mail (see config/health.py).

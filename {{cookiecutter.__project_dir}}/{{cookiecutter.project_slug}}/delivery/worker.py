@@ -14,12 +14,11 @@ from email.message import Message
 from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from celery import current_task
 from django.core.exceptions import ImproperlyConfigured
-from django.core.mail import mailers
 from django.core.mail.backends.base import BaseEmailBackend
 from post_office.models import Email
 
 from ..recipients import suppression, unsubscribe
-from . import state
+from . import connections, state
 from .models import Fault
 from .outbox import QueueBackend
 
@@ -36,12 +35,6 @@ class DeliverBackend(BaseEmailBackend):
     def __init__(self, *, using="transport", **kwargs):
         super().__init__(**kwargs)
         self.using = using
-        self.transports = {}
-
-    def close(self):
-        for transport in self.transports.values():
-            transport.close()
-        self.transports.clear()
 
     def send_messages(self, email_messages):
         return sum(
@@ -78,7 +71,7 @@ class DeliverBackend(BaseEmailBackend):
             refused = send(transport, message)
         except Exception as error:
             if transport is not None:
-                transport.close()  # a broken connection is not used again
+                connections.discard(transport)  # a broken connection is not used again
             if isinstance(error, smtplib.SMTPRecipientsRefused):
                 suppression.learn_from_refusals(error.recipients)
             if state.attempt_failed(email_id, error, fault_of(error), celery_retries_left()):
@@ -89,13 +82,12 @@ class DeliverBackend(BaseEmailBackend):
         return True
 
     def transport(self, alias):
-        """The mailer post_office's backend alias names (mail.send(backend=...)), or ours."""
-        if alias not in self.transports:
-            mailer = mailers[alias or self.using]
-            if isinstance(mailer, QueueBackend | DeliverBackend):  # it would queue the mail again
-                mailer = mailers[self.using]
-            self.transports[alias] = mailer
-        return self.transports[alias]
+        """This thread's mailer for post_office's backend alias (mail.send(backend=...)), or
+        ours."""
+        mailer = connections.mailer(alias or self.using)
+        if isinstance(mailer, QueueBackend | DeliverBackend):  # it would queue the mail again
+            return connections.mailer(self.using)
+        return mailer
 
 
 def skipped(email_id, message_id):
