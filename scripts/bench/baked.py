@@ -23,7 +23,13 @@ BENCH_SCRIPTS = Path(__file__).resolve().parent / "site"
 CLASSIC_SETTINGS = '''"""The classic post_office + django-celery-email wiring, written by the benchmark."""
 
 from .settings import *  # noqa: F403
-from .settings import MAILERS
+from .settings import INSTALLED_APPS, MAILERS, SITE_PACKAGE
+
+# Without the site's apps: post_office sends as it does by itself. Their URLs go too (the
+# worker's checks load the URLconf): this module is its own, empty, URLconf.
+INSTALLED_APPS = [app for app in INSTALLED_APPS if not app.startswith(f"{SITE_PACKAGE}.")]
+ROOT_URLCONF = "config.settings_classic"
+urlpatterns = []
 
 MAILERS = {
     "default": {"BACKEND": "post_office.EmailBackend"},
@@ -38,7 +44,9 @@ POST_OFFICE = {"DEFAULT_PRIORITY": "now", "DEFAULT_MAILER": "celery"}
 del CELERY_EMAIL_CHUNK_SIZE, CELERY_EMAIL_MESSAGE_EXTRA_ATTRIBUTES, CELERY_EMAIL_TASK_CONFIG  # noqa: F821
 del CELERY_BROKER_TRANSPORT_OPTIONS, CELERY_BROKER_CONNECTION_TIMEOUT  # noqa: F821
 del CELERY_TASK_PUBLISH_RETRY_POLICY, CELERY_TASK_DEFAULT_QUEUE  # noqa: F821
-del CELERY_TASK_QUEUE_MAX_PRIORITY, CELERY_TASK_DEFAULT_PRIORITY  # noqa: F821
+del CELERY_TASK_DEFAULT_EXCHANGE, CELERY_TASK_DEFAULT_ROUTING_KEY  # noqa: F821
+del CELERY_CONTROL_EXCHANGE, CELERY_EVENT_EXCHANGE  # noqa: F821
+del CELERY_TASK_QUEUE_MAX_PRIORITY  # noqa: F821
 del CELERY_TASK_ACKS_LATE, CELERY_TASK_REJECT_ON_WORKER_LOST  # noqa: F821
 del CELERY_WORKER_PREFETCH_MULTIPLIER  # noqa: F821
 '''

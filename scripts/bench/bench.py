@@ -14,7 +14,11 @@ servers that answer after 0 and 50 ms, each in a process of its own:
 - the workers alone: tasks published by send_mail() wait in RabbitMQ, then the
   worker starts, from the first to the last mail accepted;
 - a backlog drain: due mails inserted in bulk, then the sweeper and the site's
-  worker, until every mail is recorded as sent; time and peak memory.
+  worker, until every mail is recorded as sent; time and peak memory;
+- where the site's worker's CPU goes, stage by stage, sampled by py-spy (flame graphs
+  in build/bench/), with a connection a mail as before and kept connections as now;
+- a provider-like server (STARTTLS, AUTH, 20 ms a command, 100 ms more on DATA, 20
+  connections per client): end to end, and the connections opened per 1000 mails.
 
 Prints tables and which targets hold; writes build/bench/results.json and
 build/bench/benchmark.png. `--quick` runs small sizes for a first look, `--full`
@@ -40,18 +44,26 @@ from catcher import free_port
 from floors import floors
 from procfs import MachineLoad
 from services import postgres_database, rabbitmq_vhost
-from sink import Sink
+from sink import ProviderSink, Sink
 
 # The default fits in about 10 minutes on 2 cores; --full takes the sizes of the
 # targets (10 000 mails end to end, a 100 000 backlog) and about 20 minutes.
 SIZES = {
-    "quick": {"raw": 500, "requests": 200, "end_to_end": [300], "worker": 300, "drain": [1000, 5000]},
+    "quick": {
+        "raw": 500,
+        "requests": 200,
+        "end_to_end": [300],
+        "worker": 300,
+        "drain": [1000, 5000],
+        "provider": [100, 300],
+    },
     "default": {
         "raw": 2000,
         "requests": 1000,
         "end_to_end": [1000, 5000],
         "worker": 1000,
         "drain": [2000, 20000],
+        "provider": [200, 1000],
     },
     "full": {
         "raw": 2000,
@@ -59,6 +71,7 @@ SIZES = {
         "end_to_end": [1000, 10000],
         "worker": 1000,
         "drain": [10000, 100000],
+        "provider": [300, 2000],
     },
 }
 RAW_CONNECTIONS = 50
@@ -89,6 +102,7 @@ def main():
             delay: stack.enter_context(Sink(free_port(), delay))
             for delay in sorted({*delays, DRAIN_DELAY_MS})
         }
+        sinks["provider"] = stack.enter_context(ProviderSink(free_port()))
         site.env = {"CELERY_BROKER_URL": broker, "DJANGO_DEBUG": "false"}
         sqlite = f"sqlite:///{site.path / 'db.sqlite3'}"
         for database in (sqlite, postgres):
@@ -103,6 +117,8 @@ def main():
             "end_to_end": [],
             "worker": [],
             "drain": [],
+            "provider": [],
+            "profile": [],
         }
         measure(results, site, sizes, delays, sinks, sqlite, postgres)
     results["machine_busy"], results["waiting_for_cpu"] = load.busy(), load.waiting_for_cpu()
@@ -178,9 +194,19 @@ def measure(results, site, sizes, delays, sinks, sqlite, postgres):
             count = sizes["worker"]
             what = f"{setup.name}'s worker alone, {count} tasks waiting, {delay} ms server"
             step("worker", what, scenarios.worker_capacity, site, setup, postgres, count, sinks[delay])
+    # Where the site's worker's CPU goes, with a connection a mail as before and as it is now.
+    for setup, name in ((scenarios.SITE_BEFORE, "before"), (scenarios.SITE, "after")):
+        what = f"{setup.name}'s worker alone, {sizes['worker']} tasks, 0 ms server, sampled by py-spy"
+        args = (site, setup, postgres, sizes["worker"], sinks[0], OUT / f"worker-flame-{name}")
+        step("profile", what, scenarios.worker_capacity, *args)
     for count in sizes["drain"]:
         what = f"{count} mails, {DRAIN_DELAY_MS} ms server"
         step("drain", what, scenarios.drain, site, scenarios.SITE, postgres, count, sinks[DRAIN_DELAY_MS])
+    # The classic recipe opens a connection a mail: the smaller size only.
+    classic, site_count = sizes["provider"]
+    for setup, count in ((scenarios.CLASSIC, classic), (scenarios.SITE, site_count)):
+        what = f"{setup.name}, {count} mails, provider-like server"
+        step("provider", what, scenarios.provider, site, setup, postgres, count, sinks["provider"])
 
 
 def machine(postgres):

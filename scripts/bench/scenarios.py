@@ -1,5 +1,6 @@
 """The measurements. Each returns a dict of figures that goes into results.json as it is."""
 
+import contextlib
 import os
 import smtplib
 import statistics
@@ -9,6 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import cpu_profile
 import psycopg
 from baked import CLASSIC_WORKER, SITE_WORKER, Workers
 from procfs import MachineLoad, children_cpu_seconds, self_cpu_seconds
@@ -34,7 +36,15 @@ class Setup:
 
 
 CLASSIC = Setup("classic", "config.settings_classic", CLASSIC_WORKER, "celery")
-SITE = Setup("site", "config.settings", SITE_WORKER, "mail")
+SITE = Setup("site", "config.settings", SITE_WORKER, "acme_mail")  # MAIL_QUEUE: the slug
+# The site as it was before its worker threads kept their connections: one a mail, 32 threads.
+SITE_BEFORE = Setup(
+    "site, before",
+    "config.settings",
+    SITE_WORKER,
+    "acme_mail",
+    worker_env={"MAIL_CONNECTION_IDLE": "0", "WORKER_CONCURRENCY": "32"},
+)
 
 
 def raw_capacity(sink, count, connections):
@@ -95,7 +105,12 @@ def end_to_end(site, setup, database_url, count, sink, senders=SENDERS):
 
     `senders` processes send at the same time, like the web server's workers.
     """
-    env = {"DATABASE_URL": database_url, "EMAIL_URL": sink.url, "DJANGO_SETTINGS_MODULE": setup.settings}
+    env = {
+        "DATABASE_URL": database_url,
+        "EMAIL_URL": sink.url,
+        **sink.env,
+        "DJANGO_SETTINGS_MODULE": setup.settings,
+    }
     site.script("empty_mail.py", env=env)
     purge_queue(site.env["CELERY_BROKER_URL"], setup.queue)
     sink.reset()
@@ -138,17 +153,34 @@ def end_to_end(site, setup, database_url, count, sink, senders=SENDERS):
     }
 
 
-def worker_capacity(site, setup, database_url, count, sink):
+def provider(site, setup, database_url, count, sink):
+    """End to end to the provider-like server, and how many connections the mails took."""
+    found = end_to_end(site, setup, database_url, count, sink)
+    return {**found, "connections_per_1000": sink.connections.value * 1000 / count}
+
+
+def worker_capacity(site, setup, database_url, count, sink, profile_to=None):
     """Tasks wait in RabbitMQ, one mail each as send_mail() publishes them; then the workers
-    start. The rate from the first to the last mail accepted is what the workers can do."""
-    env = {"DATABASE_URL": database_url, "EMAIL_URL": sink.url, "DJANGO_SETTINGS_MODULE": setup.settings}
+    start. The rate from the first to the last mail accepted is what the workers can do.
+    With `profile_to`, py-spy samples the (first) worker there, and the figures say where
+    its CPU went."""
+    env = {
+        "DATABASE_URL": database_url,
+        "EMAIL_URL": sink.url,
+        **sink.env,
+        "DJANGO_SETTINGS_MODULE": setup.settings,
+    }
     site.script("empty_mail.py", env=env)
     purge_queue(site.env["CELERY_BROKER_URL"], setup.queue)
     site.scripts("timed_send.py", [("--count", share) for share in split(count, SENDERS)], env=env)
     sink.reset()
     with start_workers(site, setup, env) as running:
         load, worker_cpu, sink_cpu = MachineLoad(), running.cpu_seconds(), sink.cpu_seconds()
-        arrived = wait_until(lambda: sink.accepted.value >= count or running.exited(), timeout=60 + count / 5)
+        pid = running.processes[0].pid
+        with cpu_profile.sampled(pid, profile_to) if profile_to else contextlib.nullcontext():
+            arrived = wait_until(
+                lambda: sink.accepted.value >= count or running.exited(), timeout=60 + count / 5
+            )
         running.check_running()
         worker_cpu = running.cpu_seconds() - worker_cpu
         sink_cpu = sink.cpu_seconds() - sink_cpu
@@ -170,12 +202,19 @@ def worker_capacity(site, setup, database_url, count, sink):
         "machine_busy": busy,
         "waiting_for_cpu": waiting,
         "worker_peak_rss_mb": peak,
+        "worker_env": setup.worker_env,
+        "stages": cpu_profile.stages(f"{profile_to}.txt") if profile_to else None,
     }
 
 
 def drain(site, setup, database_url, count, sink):
     """Time the sweeper and the workers from a backlog of `count` due mails to all recorded sent."""
-    env = {"DATABASE_URL": database_url, "EMAIL_URL": sink.url, "DJANGO_SETTINGS_MODULE": setup.settings}
+    env = {
+        "DATABASE_URL": database_url,
+        "EMAIL_URL": sink.url,
+        **sink.env,
+        "DJANGO_SETTINGS_MODULE": setup.settings,
+    }
     site.script("empty_mail.py", env=env)
     purge_queue(site.env["CELERY_BROKER_URL"], setup.queue)
     began = time.monotonic()

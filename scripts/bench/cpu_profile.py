@@ -1,0 +1,73 @@
+"""Where a worker's CPU goes: py-spy samples the worker's busy threads while it works,
+writing a flame graph (SVG) and the raw stacks, which `stages` sorts into the stages of
+a mail."""
+
+import contextlib
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+PY_SPY = Path(sys.executable).parent / "py-spy"
+RATE = 250  # samples a second
+# What the frame right under DeliverBackend.deliver does for the mail.
+UNDER_DELIVER = {
+    "take": "take (state.take)",
+    "get": "read the row",
+    "outgoing": "build the message",
+    "hold_back": "build the message",
+    "add_headers": "build the message",
+    "transport": "SMTP",
+    "send": "SMTP",
+    "sent": "status writes",
+    "attempt_failed": "status writes",
+    "withheld": "status writes",
+}
+ORDER = [
+    "Celery and kombu: receive, ack",
+    "task decode (django-celery-email)",
+    *dict.fromkeys(UNDER_DELIVER.values()),
+    "other",
+]
+
+
+@contextlib.contextmanager
+def sampled(pid, out):
+    """py-spy on `pid` for the length of the block: `out`.svg and `out`.txt."""
+    common = [PY_SPY, "record", "--pid", str(pid), "--rate", str(RATE), "--nonblocking", "--threads"]
+    spies = [
+        subprocess.Popen([*common, "--format", form, "-o", f"{out}.{suffix}"], stdout=subprocess.DEVNULL)
+        for form, suffix in (("flamegraph", "svg"), ("raw", "txt"))
+    ]
+    try:
+        yield
+    finally:
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its output and exits
+        for spy in spies:
+            spy.wait(60)
+
+
+def stages(raw_path):
+    """{stage: share of the worker's samples}, from py-spy's raw stacks."""
+    counts = Counter()
+    for line in Path(raw_path).read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        counts[stage_of(stack.split(";"))] += int(samples)
+    total = sum(counts.values()) or 1
+    return {stage: counts[stage] / total for stage in ORDER if counts[stage]}
+
+
+def stage_of(frames):
+    # A frame reads "Class.function (path/file.py:line)"; only the function counts.
+    names = [frame.split(" (", 1)[0].rsplit(".", 1)[-1] for frame in frames]
+    for index, (name, frame) in enumerate(zip(names, frames, strict=True)):
+        if name == "deliver" and "delivery/worker.py" in frame:
+            below = names[index + 1] if index + 1 < len(names) else ""
+            return UNDER_DELIVER.get(below, "other")
+    if any("djcelery_email" in frame for frame in frames):
+        return "task decode (django-celery-email)"
+    if any(part in frame for frame in frames for part in ("celery/", "kombu/", "amqp/")):
+        return "Celery and kombu: receive, ack"
+    return "other"
