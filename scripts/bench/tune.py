@@ -19,7 +19,7 @@ import scenarios
 from baked import TEMPLATE, BakedSite
 from catcher import free_port
 from report import table
-from scenarios import Setup
+from scenarios import SITE, Setup
 from services import postgres_database, rabbitmq_vhost
 from sink import Sink
 
@@ -27,7 +27,7 @@ from sink import Sink
 def trial(name, settings="", concurrency=32, pool="threads", processes=1, loglevel="INFO"):
     line = f"exec celery -A config worker --pool {pool} --concurrency {concurrency} --loglevel {loglevel}"
     command = ("sh", "-c", line + ' --hostname "$WORKER_NAME@%h"')
-    return name, settings, Setup(name, f"config.settings_{name}", command, "mail", processes)
+    return name, settings, Setup(name, f"config.settings_{name}", command, SITE.queue, processes)
 
 
 TRIALS = dict(
