@@ -1,6 +1,7 @@
-"""Where a worker's CPU goes: py-spy samples the worker's busy threads while it works,
-writing a flame graph (SVG) and the raw stacks, which `stages` sorts into the stages of
-a mail."""
+"""Where a worker's threads spend their time: py-spy samples the worker's busy threads
+(one waiting for the database's answer is busy, one waiting for a task is not) while it
+works, writing a flame graph (SVG) and the raw stacks, which `stages` sorts into the
+stages of a mail."""
 
 import contextlib
 import signal
@@ -50,7 +51,7 @@ def sampled(pid, out):
 
 
 def stages(raw_path):
-    """{stage: share of the worker's samples}, from py-spy's raw stacks."""
+    """{stage: its share of the worker's samples}, from py-spy's raw stacks."""
     counts = Counter()
     for line in Path(raw_path).read_text().splitlines():
         stack, _, samples = line.rpartition(" ")

@@ -222,7 +222,8 @@ def tables(results):
             ],
         ),
         "",
-        "Where the site's worker's CPU goes (py-spy samples, 0 ms server): CPU ms per mail by stage",
+        "Where the site's worker's threads spend their time (0 ms server): py-spy's samples of the busy "
+        "threads by stage; a thread waiting for PostgreSQL's answer counts as busy",
         stage_table(results.get("profile", [])),
         "",
         "A provider-like server (STARTTLS, AUTH, 20 ms a command, 100 ms more on DATA, at most 20 "
@@ -258,11 +259,8 @@ def tables(results):
 def stage_table(runs):
     runs = [run for run in runs if run["stages"]]
     names = list(dict.fromkeys(stage for run in runs for stage in run["stages"]))
-    rows = [
-        [name, *(f"{run['stages'].get(name, 0) * run['worker_cpu_ms_per_mail']:.2f}" for run in runs)]
-        for name in names
-    ]
-    rows.append(["all (worker CPU ms per mail)", *(f"{run['worker_cpu_ms_per_mail']:.2f}" for run in runs)])
+    rows = [[name, *(f"{run['stages'].get(name, 0):.0%}" for run in runs)] for name in names]
+    rows.append(["worker CPU ms per mail", *(f"{run['worker_cpu_ms_per_mail']:.2f}" for run in runs)])
     rows.append(["mails/s", *(number(run["rate"], "{:.0f}") for run in runs)])
     return table(["stage", *(VARIANT_NAMES[run["variant"]] for run in runs)], rows)
 
