@@ -3,6 +3,7 @@
 import asyncio
 import socket
 import time
+from collections import Counter
 from email import message_from_bytes, policy
 
 from aiosmtpd.controller import Controller
@@ -34,6 +35,12 @@ class SmtpCatcher:
         self.arrived_at.append(time.time())
         self.peers.append(session.peer)
         return "250 Message accepted for delivery"
+
+    def lost_and_duplicates(self, expected):
+        """How many of the `expected` Message-IDs never arrived, and how many arrivals were
+        a second (or later) copy."""
+        arrived = Counter(message["Message-ID"] for message in self.messages)
+        return len(set(expected) - set(arrived)), sum(count - 1 for count in arrived.values())
 
     @property
     def url(self):

@@ -69,7 +69,8 @@ class ComposeSite:
 
     def queue(self, *fields, node="rabbitmq"):
         """`fields` of the site's mail queue, as RabbitMQ on `node` lists them ({} if none)."""
-        vhost, queue = env_file(self.site)["RABBITMQ_USER"], env_file(self.site)["MAIL_QUEUE"]
+        env = env_file(self.site)
+        vhost, queue = env["RABBITMQ_USER"], env["MAIL_QUEUE"]
         command = ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", *fields, "--formatter=json"]
         listing = json.loads(self.exec(node, *command).stdout)
         return next((entry for entry in listing if entry["name"] == queue), {})

@@ -58,6 +58,11 @@ class RabbitMQNode:
         """rabbitmqctl inside the container; its output."""
         return self.engine.run("exec", self.name, "rabbitmqctl", "-q", *args, timeout=120).stdout
 
+    def queue(self, vhost, name, *fields):
+        """`fields` of a queue, as `rabbitmqctl list_queues` gives them."""
+        listing = json.loads(self.ctl("list_queues", "-p", vhost, "name", *fields, "--formatter=json"))
+        return next(entry for entry in listing if entry["name"] == name)
+
     def start_app(self):
         """rabbitmqctl start_app; True if it started."""
         return (

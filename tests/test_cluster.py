@@ -2,9 +2,7 @@
 kill -9, then the node the worker is connected to, then every node stopped for 30 s. Each
 scenario prints mails, lost, duplicates and the pause in delivery."""
 
-import json
 import time
-from collections import Counter
 
 import pytest
 from catcher import SmtpCatcher
@@ -41,11 +39,8 @@ class ClusterSite:
         return next(node for node in self.nodes if node.answers())
 
     def leader(self):
-        queues = json.loads(
-            self.live_node().ctl("list_queues", "-p", self.vhost, "name", "leader", "--formatter=json")
-        )
-        [queue] = [queue for queue in queues if queue["name"] == "acme_mail"]
-        return next(node for node in self.nodes if queue["leader"] == f"rabbit@{node.hostname}")
+        leader = self.live_node().queue(self.vhost, "acme_mail", "leader")["leader"]
+        return next(node for node in self.nodes if leader == f"rabbit@{node.hostname}")
 
     def worker_node(self):
         """The node the worker's consuming channel is on (its pid names it in text output)."""
@@ -60,9 +55,7 @@ class ClusterSite:
 
     def tally(self, scenario, in_flight, pause):
         rows = self.site.script("report.py")
-        arrived = Counter(message["Message-ID"] for message in self.smtp.messages)
-        lost = len({row["message_id"] for row in rows} - set(arrived))
-        duplicates = sum(count - 1 for count in arrived.values())
+        lost, duplicates = self.smtp.lost_and_duplicates(row["message_id"] for row in rows)
         report(
             f"[cluster: {scenario}] mails={len(rows)} lost={lost} duplicates={duplicates} "
             f"in flight={in_flight} pause={pause:.1f}s time={time.monotonic() - self.started:.0f}s"

@@ -8,7 +8,6 @@ import os
 import signal
 import statistics
 import time
-from collections import Counter
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -58,9 +57,7 @@ class MailPath:
             if post_office_says.get(row["status"], row["post_office status"]) != row["post_office status"]
         ]
         assert not disagree, f"post_office's status disagrees with the state: {disagree[:3]}"
-        arrived = Counter(message["Message-ID"] for message in self.smtp.messages)
-        lost = len(expected - set(arrived))
-        duplicates = sum(count - 1 for count in arrived.values())
+        lost, duplicates = self.smtp.lost_and_duplicates(expected)
         seconds = time.monotonic() - self.started
         self.report(
             f"[{scenario}] mails={len(expected)} lost={lost} duplicates={duplicates} time={seconds:.1f}s"

@@ -12,22 +12,22 @@ def set_up(site, rabbitmq, smtp, **env):
     site.env = {"CELERY_BROKER_URL": rabbitmq, "EMAIL_URL": smtp.url, "MAIL_RETRY_INTERVAL": "1", **env}
 
 
-def start(site, rabbitmq, smtp, **env):
-    set_up(site, rabbitmq, smtp, **env)
+def start_worker(site):
     site.start_worker(env={"WORKER_CONCURRENCY": str(THREADS)})
 
 
 def test_a_backlog_goes_out_over_one_connection_per_worker_thread(site, rabbitmq, smtp_server):
     set_up(site, rabbitmq, smtp_server)
     site.script("send.py", "--plain", "100")  # ten tasks of ten mails wait in RabbitMQ
-    site.start_worker(env={"WORKER_CONCURRENCY": str(THREADS)})
+    start_worker(site)
 
     wait_for(lambda: site.statuses() == {"sent": 100}, 60, "100 mails sent")
     assert len(set(smtp_server.peers)) <= THREADS
 
 
 def test_a_connection_unused_longer_than_the_idle_bound_is_replaced(site, rabbitmq, smtp_server):
-    start(site, rabbitmq, smtp_server, MAIL_CONNECTION_IDLE="0")
+    set_up(site, rabbitmq, smtp_server, MAIL_CONNECTION_IDLE="0")
+    start_worker(site)
     site.script("send.py", "--plain", "20")
 
     wait_for(lambda: site.statuses() == {"sent": 20}, 60, "20 mails sent")
@@ -37,7 +37,8 @@ def test_a_connection_unused_longer_than_the_idle_bound_is_replaced(site, rabbit
 def test_a_connection_the_server_dropped_costs_a_retry_not_a_mail(site, rabbitmq):
     with SmtpCatcher() as smtp:
         port = smtp.controller.port
-        start(site, rabbitmq, smtp)
+        set_up(site, rabbitmq, smtp)
+        start_worker(site)
         site.script("send.py", "--plain", "20")
         wait_for(lambda: site.statuses() == {"sent": 20}, 60, "20 mails sent")
     with SmtpCatcher(port=port) as restarted:  # the server restarted: every kept connection is gone

@@ -66,7 +66,11 @@ def test_a_mail_whose_task_rabbitmq_drops_at_the_delivery_limit_is_sent_by_the_s
         worker = site.start_worker()
         wait_for(lambda: site.statuses() == {"sending": 1}, 30, "the worker holding the mail")
         site.stop(worker)  # kill -9: its message goes back to the queue, once too often
-        wait_for(lambda: queue_length(rabbitmq4_node, vhost) == 0, 30, "RabbitMQ to drop the message")
+        wait_for(
+            lambda: rabbitmq4_node.queue(vhost, "acme_mail", "messages")["messages"] == 0,
+            30,
+            "RabbitMQ to drop the message",
+        )
         assert site.statuses() == {"sending": 1}
 
         site.env["EMAIL_URL"] = smtp_server.url
@@ -74,9 +78,3 @@ def test_a_mail_whose_task_rabbitmq_drops_at_the_delivery_limit_is_sent_by_the_s
         site.start("deploy/bin/sweep", env={"SWEEP_INTERVAL": "1"}, log="sweeper.log")
         wait_for(lambda: site.statuses() == {"sent": 1}, 60, "the mail sent after the sweeper's hand-out")
         assert len(smtp_server.messages) == 1
-
-
-def queue_length(node, vhost, queue="acme_mail"):
-    """Messages in the site's queue, waiting or held by a consumer."""
-    listing = json.loads(node.ctl("list_queues", "-p", vhost, "name", "messages", "--formatter=json"))
-    return next(entry["messages"] for entry in listing if entry["name"] == queue)

@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cpu_profile
 import psycopg
@@ -38,13 +38,19 @@ class Setup:
 CLASSIC = Setup("classic", "config.settings_classic", CLASSIC_WORKER, "celery")
 SITE = Setup("site", "config.settings", SITE_WORKER, "acme_mail")  # MAIL_QUEUE: the slug
 # The site as it was before its worker threads kept their connections: one a mail, 32 threads.
-SITE_BEFORE = Setup(
-    "site, before",
-    "config.settings",
-    SITE_WORKER,
-    "acme_mail",
-    worker_env={"MAIL_CONNECTION_IDLE": "0", "WORKER_CONCURRENCY": "32"},
+SITE_BEFORE = replace(
+    SITE, name="site, before", worker_env={"MAIL_CONNECTION_IDLE": "0", "WORKER_CONCURRENCY": "32"}
 )
+
+
+def run_env(setup, database_url, sink):
+    """The environment of a variant's senders and workers: its database, server and settings."""
+    return {
+        "DATABASE_URL": database_url,
+        "EMAIL_URL": sink.url,
+        **sink.env,
+        "DJANGO_SETTINGS_MODULE": setup.settings,
+    }
 
 
 def raw_capacity(sink, count, connections):
@@ -105,12 +111,7 @@ def end_to_end(site, setup, database_url, count, sink, senders=SENDERS):
 
     `senders` processes send at the same time, like the web server's workers.
     """
-    env = {
-        "DATABASE_URL": database_url,
-        "EMAIL_URL": sink.url,
-        **sink.env,
-        "DJANGO_SETTINGS_MODULE": setup.settings,
-    }
+    env = run_env(setup, database_url, sink)
     site.script("empty_mail.py", env=env)
     purge_queue(site.env["CELERY_BROKER_URL"], setup.queue)
     sink.reset()
@@ -163,13 +164,8 @@ def worker_capacity(site, setup, database_url, count, sink, profile_to=None):
     """Tasks wait in RabbitMQ, one mail each as send_mail() publishes them; then the workers
     start. The rate from the first to the last mail accepted is what the workers can do.
     With `profile_to`, py-spy samples the (first) worker there, and the figures say where
-    its CPU went."""
-    env = {
-        "DATABASE_URL": database_url,
-        "EMAIL_URL": sink.url,
-        **sink.env,
-        "DJANGO_SETTINGS_MODULE": setup.settings,
-    }
+    its threads' time went."""
+    env = run_env(setup, database_url, sink)
     site.script("empty_mail.py", env=env)
     purge_queue(site.env["CELERY_BROKER_URL"], setup.queue)
     site.scripts("timed_send.py", [("--count", share) for share in split(count, SENDERS)], env=env)
@@ -209,12 +205,7 @@ def worker_capacity(site, setup, database_url, count, sink, profile_to=None):
 
 def drain(site, setup, database_url, count, sink):
     """Time the sweeper and the workers from a backlog of `count` due mails to all recorded sent."""
-    env = {
-        "DATABASE_URL": database_url,
-        "EMAIL_URL": sink.url,
-        **sink.env,
-        "DJANGO_SETTINGS_MODULE": setup.settings,
-    }
+    env = run_env(setup, database_url, sink)
     site.script("empty_mail.py", env=env)
     purge_queue(site.env["CELERY_BROKER_URL"], setup.queue)
     began = time.monotonic()
