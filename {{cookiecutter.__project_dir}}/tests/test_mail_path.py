@@ -9,7 +9,8 @@ import pytest
 from django.core import mail
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from djcelery_email.tasks import send_emails
 from kombu.exceptions import OperationalError
@@ -18,6 +19,7 @@ from post_office.models import STATUS, Email
 
 from {{ cookiecutter.project_slug }}.delivery import handoff
 from {{ cookiecutter.project_slug }}.delivery.models import Delivery
+from {{ cookiecutter.project_slug }}.recipients import suppression
 
 from tests.samples import TEMPLATE_LIKE_SUBJECT
 
@@ -62,6 +64,25 @@ def test_a_sent_mail_is_delivered_and_recorded_as_sent(send):
     assert email.status == STATUS.sent
     assert [log.status for log in email.logs.all()] == [STATUS.sent]
     assert delivered.extra_headers["Message-ID"] == email.message_id
+
+
+def test_a_tasks_mails_are_read_and_looked_up_on_the_suppression_list_in_one_query(committed):
+    suppression.suppress("mail3@example.com", "hard_bounce")
+
+    with CaptureQueriesContext(connection) as queries, committed():
+        post_office.send_many(  # mails queued together go out in one task
+            [
+                {"recipients": [f"mail{n}@example.com"], "subject": f"Mail {n}", "message": "Hi"}
+                for n in range(10)
+            ]
+        )
+
+    assert sorted(delivered.to[0] for delivered in mail.outbox) == sorted(
+        f"mail{n}@example.com" for n in range(10) if n != 3
+    )
+    reads = [query for query in queries if query["sql"].startswith("SELECT")]
+    assert len([query for query in reads if 'FROM "post_office_email"' in query["sql"]]) == 1
+    assert len([query for query in reads if "_suppression" in query["sql"]]) == 1
 
 
 def test_attachments_keep_their_bytes_and_declared_type(send):

@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 from post_office.models import STATUS, Email, Log
 from post_office.settings import get_log_level, get_retry_timedelta
@@ -128,16 +128,35 @@ def by_version(versions):
     return groups.items()
 
 
-def take(email_id, message_id):
-    """A worker takes the mail to send it now; False if it is not waiting for a worker (or
-    for its scheduled time), is expired, or is not the mail the task names (its Message-ID
-    differs)."""
+def for_sending(ids):
+    """{id: post_office Email} of these mails, read in one go with what sending needs: the
+    delivery state, the template, the attachments."""
+    emails = Email.objects.select_related("delivery", "template").prefetch_related("attachments")
+    return {email.pk: email for email in emails.filter(pk__in=ids)}
+
+
+def take(email, message_id):
+    """A worker takes a mail it read (for_sending) to send it now. Returns the mail as taken,
+    or None if it is not waiting for a worker (or for its scheduled time), is expired, or is
+    not the mail the task names (its Message-ID differs)."""
     now = timezone.now()
-    same_mail = Q(email__message_id=message_id) if message_id else Q(email__message_id=None)
-    ready = Q(state__in=TAKEABLE) | Q(state=State.SCHEDULED, email__scheduled_time__lte=now)
-    waiting = Delivery.objects.filter(ready, same_mail, email_id=email_id)
-    waiting = waiting.exclude(email__expires_at__lte=now)
-    return move(waiting, now, state=State.SENDING, due=now + settings.MAIL_SENDING_TIMEOUT) == 1
+    while email is not None and takeable(email, message_id, now):
+        unchanged = Delivery.objects.filter(email_id=email.pk, version=email.delivery.version)
+        if move(unchanged, now, state=State.SENDING, due=now + settings.MAIL_SENDING_TIMEOUT):
+            return email
+        email = for_sending([email.pk]).get(email.pk)  # it changed since it was read
+    return None
+
+
+def takeable(email, message_id, now):
+    delivery = getattr(email, "delivery", None)
+    if delivery is None or email.message_id != message_id:
+        return False
+    if email.expires_at is not None and email.expires_at <= now:
+        return False
+    if delivery.state == State.SCHEDULED:
+        return email.scheduled_time is not None and email.scheduled_time <= now
+    return delivery.state in TAKEABLE
 
 
 def sent(email_id, refused, tracked=()):

@@ -1,8 +1,8 @@
 """The mailer that runs in the Celery worker ("deliver" in MAILERS).
 
 django-celery-email's task hands it the mails of a task, each named by its row's id and
-Message-ID. For each one it takes the mail (state.take), builds the message from the row,
-sends it through the transport and writes the outcome (state.py).
+Message-ID. It reads them in one go; for each one it takes the mail (state.take), builds
+the message from the row, sends it through the transport and writes the outcome (state.py).
 """
 
 import logging
@@ -15,7 +15,6 @@ from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from celery import current_task
 from django.core.exceptions import ImproperlyConfigured
 from django.core.mail.backends.base import BaseEmailBackend
-from post_office.models import Email
 
 from ..recipients import suppression, unsubscribe
 from . import connections, state
@@ -35,23 +34,44 @@ class DeliverBackend(BaseEmailBackend):
     def __init__(self, *, using="transport", **kwargs):
         super().__init__(**kwargs)
         self.using = using
+        self.asked = set()  # ids of the mails read for sending
+        self.read = {}  # id: the post_office Email, as read for sending
+        self.listed = {}  # address: its active suppressions
+
+    def open(self):
+        # django-celery-email's task opens this mailer, then hands it the task's mails one at
+        # a time; its arguments name them all, so they are read in one go here.
+        self.prepare(task_mail_ids())
+
+    def prepare(self, ids):
+        """Read the mails not read yet, and look their recipients up on the suppression list."""
+        new = [pk for pk in ids if pk not in self.asked]
+        if not new:
+            return
+        self.asked.update(new)
+        read = state.for_sending(new)
+        self.read.update(read)
+        recipients = [address for email in read.values() for address in recipients_of(email)]
+        self.listed.update(suppression.on_list(recipients))
 
     def send_messages(self, email_messages):
+        named = {
+            message.email_id: message.extra_headers.get("Message-ID") for message in email_messages
+        }
+        self.prepare(named)
         return sum(
-            self.deliver(message.email_id, message.extra_headers.get("Message-ID"))
-            for message in email_messages
+            self.deliver(email_id, message_id, self.read.pop(email_id, None))
+            for email_id, message_id in named.items()
         )
 
-    def deliver(self, email_id, message_id):
-        """Send one mail if it is still waiting for a worker; True if the server took it."""
-        if not state.take(email_id, message_id):
-            skipped(email_id, message_id)
+    def deliver(self, email_id, message_id, email):
+        """Send one mail, as read for sending, if it is still waiting for a worker; True if the
+        server took it."""
+        taken = state.take(email, message_id)
+        if taken is None:
+            skipped(email_id, message_id, email)
             return False
-        email = (
-            Email.objects.select_related("template")
-            .prefetch_related("attachments")
-            .get(pk=email_id)
-        )
+        email = taken
         try:
             message = outgoing(email)
         except Exception as error:
@@ -59,7 +79,7 @@ class DeliverBackend(BaseEmailBackend):
             state.attempt_failed(email_id, error, Fault.REFUSED, celery_retries_left=False)
             return False
         # Suppressed recipients are not handed to the transport (recipients/suppression.py).
-        withheld = suppression.hold_back(email, message)
+        withheld = suppression.hold_back(email, message, self.listed)
         if not message.recipients():
             state.withheld(email_id, withheld)
             return False
@@ -90,10 +110,14 @@ class DeliverBackend(BaseEmailBackend):
         return mailer
 
 
-def skipped(email_id, message_id):
+def recipients_of(email):
+    return [*email.to, *email.cc, *email.bcc]
+
+
+def skipped(email_id, message_id, email):
     """Say why a task's mail was not sent: it is not this site's mail, or it is not waiting
     for a worker (sent already, failed, being sent, or scheduled later)."""
-    ours = Email.objects.filter(pk=email_id).values_list("message_id", flat=True).first()
+    ours = email.message_id if email is not None else None
     if ours != message_id:
         logger.warning(
             "A task for mail %s %s is not this site's (its mail %s is %s): dropped, nothing sent",
@@ -186,6 +210,12 @@ def api_status(error):
     if isinstance(error.response, dict):  # boto3's parsed answer, from Amazon SES
         return error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     return None
+
+
+def task_mail_ids():
+    """The ids of the mails the running django-celery-email task names (none outside one)."""
+    messages = current_task.request.args[0] if current_task and current_task.request.args else []
+    return [message["email_id"] for message in messages if "email_id" in message]
 
 
 def celery_retries_left():

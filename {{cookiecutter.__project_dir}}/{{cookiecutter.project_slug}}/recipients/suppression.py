@@ -34,23 +34,38 @@ def active():
     return Suppression.objects.filter(lifted=None)
 
 
-def suppressed(addresses, bulk):
+def on_list(addresses):
+    """{address: its active suppressions, oldest first} for those of `addresses` on the list,
+    in one query."""
+    found = {}
+    wanted = {address_of(address) for address in addresses}
+    for row in active().filter(address__in=wanted).order_by("created") if wanted else ():
+        found.setdefault(row.address, []).append(row)
+    return found
+
+
+def suppressed(addresses, bulk, listed=None):
     """{address: why} for those of `addresses` the site must not mail (for a bulk mail, the
-    bulk-only suppressions count too)."""
-    wanted = {address_of(address): address for address in addresses}
+    bulk-only suppressions count too). `listed`: what on_list() found for them, if asked."""
+    listed = on_list(addresses) if listed is None else listed
     scopes = [Scope.ALL, Scope.BULK] if bulk else [Scope.ALL]
-    found = active().filter(address__in=list(wanted), scope__in=scopes).order_by("created")
-    return {
-        wanted[row.address]: f"suppressed since {timezone.localtime(row.created):%Y-%m-%d %H:%M}"
-        f" ({row.get_reason_display()}{': ' + row.detail if row.detail else ''})"
-        for row in found
-    }
+    held = {}
+    for address in addresses:
+        rows = [row for row in listed.get(address_of(address), []) if row.scope in scopes]
+        if rows:
+            row = rows[-1]
+            held[address] = (
+                f"suppressed since {timezone.localtime(row.created):%Y-%m-%d %H:%M}"
+                f" ({row.get_reason_display()}{': ' + row.detail if row.detail else ''})"
+            )
+    return held
 
 
-def hold_back(email, message):
-    """Take the suppressed recipients off the outgoing message; return {address: why}."""
+def hold_back(email, message, listed=None):
+    """Take the suppressed recipients off the outgoing message; return {address: why}.
+    `listed`: what on_list() found for the mail's recipients, if asked."""
     bulk = is_bulk(email)
-    held = suppressed(message.to + message.cc + message.bcc, bulk)
+    held = suppressed(message.to + message.cc + message.bcc, bulk, listed)
     gone = {address_of(recipient) for recipient in held}
     for field in ("to", "cc", "bcc"):
         kept = [
