@@ -34,7 +34,6 @@ class DeliverBackend(BaseEmailBackend):
     def __init__(self, *, using="transport", **kwargs):
         super().__init__(**kwargs)
         self.using = using
-        self.asked = set()  # ids of the mails read for sending
         self.read = {}  # id: the post_office Email, as read for sending
         self.listed = {}  # address: its active suppressions
 
@@ -45,10 +44,9 @@ class DeliverBackend(BaseEmailBackend):
 
     def prepare(self, ids):
         """Read the mails not read yet, and look their recipients up on the suppression list."""
-        new = [pk for pk in ids if pk not in self.asked]
+        new = [pk for pk in ids if pk not in self.read]
         if not new:
             return
-        self.asked.update(new)
         read = state.for_sending(new)
         self.read.update(read)
         recipients = [address for email in read.values() for address in recipients_of(email)]
