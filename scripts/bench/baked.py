@@ -60,9 +60,9 @@ class BakedSite:
         self.env = {}
 
     @classmethod
-    def bake(cls, output_dir):
+    def bake(cls, output_dir, template=TEMPLATE):
         shutil.rmtree(output_dir, ignore_errors=True)
-        site = cls(Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(output_dir))))
+        site = cls(Path(cookiecutter(str(template), no_input=True, output_dir=str(output_dir))))
         (site.path / "config" / "settings_classic.py").write_text(CLASSIC_SETTINGS)
         return site
 
@@ -117,6 +117,18 @@ class BakedSite:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+def template_at(ref, into):
+    """The template as git has it at `ref`, written to `into`; None where git cannot give it
+    (a shallow clone, a copy without .git)."""
+    shutil.rmtree(into, ignore_errors=True)
+    archive = subprocess.run(["git", "-C", str(TEMPLATE), "archive", ref], capture_output=True)
+    if archive.returncode:
+        return None
+    into.mkdir(parents=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into
 
 
 class Workers:

@@ -16,7 +16,7 @@ servers that answer after 0 and 50 ms, each in a process of its own:
 - a backlog drain: due mails inserted in bulk, then the sweeper and the site's
   worker, until every mail is recorded as sent; time and peak memory;
 - where the site's worker's CPU goes, stage by stage, sampled by py-spy (flame graphs
-  in build/bench/), with a connection a mail as before and kept connections as now;
+  in build/bench/), for the template before (BEFORE, from git) and as it is now;
 - a provider-like server (STARTTLS, AUTH, 20 ms a command, 100 ms more on DATA, 20
   connections per client): end to end, and the connections opened per 1000 mails.
 
@@ -39,7 +39,7 @@ from pathlib import Path
 import psycopg
 import report
 import scenarios
-from baked import TEMPLATE, BakedSite
+from baked import TEMPLATE, BakedSite, template_at
 from catcher import free_port
 from floors import floors
 from procfs import MachineLoad
@@ -74,6 +74,8 @@ SIZES = {
         "provider": [300, 2000],
     },
 }
+# The template before the worker read a task's mails in one go: the profile's "before".
+BEFORE = "fb1a99e"
 RAW_CONNECTIONS = 50
 DRAIN_DELAY_MS = 0
 OUT = TEMPLATE / "build" / "bench"
@@ -95,6 +97,8 @@ def main():
 
     started, load = time.monotonic(), MachineLoad()
     site = BakedSite.bake(OUT / "site")
+    before_template = template_at(BEFORE, OUT / "before-template")
+    before = before_template and BakedSite.bake(OUT / "before", before_template)
     with contextlib.ExitStack() as stack:
         broker = stack.enter_context(rabbitmq_vhost("bench"))
         postgres = stack.enter_context(postgres_database("bench"))
@@ -104,6 +108,8 @@ def main():
         }
         sinks["provider"] = stack.enter_context(ProviderSink(free_port()))
         site.env = {"CELERY_BROKER_URL": broker, "DJANGO_DEBUG": "false"}
+        if before:
+            before.env = site.env
         sqlite = f"sqlite:///{site.path / 'db.sqlite3'}"
         for database in (sqlite, postgres):
             site.python("manage.py", "migrate", "--verbosity", "0", env={"DATABASE_URL": database})
@@ -120,7 +126,7 @@ def main():
             "provider": [],
             "profile": [],
         }
-        measure(results, site, sizes, delays, sinks, sqlite, postgres)
+        measure(results, site, before, sizes, delays, sinks, sqlite, postgres)
     results["machine_busy"], results["waiting_for_cpu"] = load.busy(), load.waiting_for_cpu()
     results["seconds"] = time.monotonic() - started
     results["targets"] = report.targets(results)
@@ -132,7 +138,7 @@ def main():
     print(f"\nTook {results['seconds'] / 60:.1f} minutes; wrote results.json and benchmark.png in {OUT}.")
 
 
-def measure(results, site, sizes, delays, sinks, sqlite, postgres):
+def measure(results, site, before, sizes, delays, sinks, sqlite, postgres):
     def step(kind, what, function, *args):
         print(f"{kind}: {what} ...", end=" ", flush=True)
         began = time.monotonic()
@@ -190,14 +196,17 @@ def measure(results, site, sizes, delays, sinks, sqlite, postgres):
                 what = f"{setup.name}, {count} mails, {delay} ms server"
                 step("end_to_end", what, scenarios.end_to_end, site, setup, postgres, count, sinks[delay])
     for delay in delays:
-        for setup in (scenarios.CLASSIC, scenarios.SITE):
+        for setup in (scenarios.CLASSIC, scenarios.SITE, scenarios.SITE_TWO_PROCESSES):
             count = sizes["worker"]
             what = f"{setup.name}'s worker alone, {count} tasks waiting, {delay} ms server"
             step("worker", what, scenarios.worker_capacity, site, setup, postgres, count, sinks[delay])
-    # Where the site's worker's CPU goes, with a connection a mail as before and as it is now.
-    for setup, name in ((scenarios.SITE_BEFORE, "before"), (scenarios.SITE, "after")):
+    # Where the site's worker's CPU goes, before (the template at BEFORE) and now.
+    if before is None:
+        print(f"profile: the template at {BEFORE} is not in this clone's git history: no 'before'")
+    profiled = [(before, scenarios.SITE_BEFORE, "before"), (site, scenarios.SITE, "after")]
+    for baked, setup, name in profiled if before else profiled[1:]:
         what = f"{setup.name}'s worker alone, {sizes['worker']} tasks, 0 ms server, sampled by py-spy"
-        args = (site, setup, postgres, sizes["worker"], sinks[0], OUT / f"worker-flame-{name}")
+        args = (baked, setup, postgres, sizes["worker"], sinks[0], OUT / f"worker-flame-{name}")
         step("profile", what, scenarios.worker_capacity, *args)
     for count in sizes["drain"]:
         what = f"{count} mails, {DRAIN_DELAY_MS} ms server"

@@ -1,7 +1,6 @@
-"""Where a worker's threads spend their time: py-spy samples the worker's busy threads
-(one waiting for the database's answer is busy, one waiting for a task is not) while it
-works, writing a flame graph (SVG) and the raw stacks, which `stages` sorts into the
-stages of a mail."""
+"""Where a worker's CPU goes: py-spy samples the thread that holds the GIL (a thread waiting
+for the database or the mail server does not) while the worker works, writing a flame graph
+(SVG) and the raw stacks, which `stages` sorts into the stages of a mail."""
 
 import contextlib
 import signal
@@ -12,10 +11,11 @@ from pathlib import Path
 
 PY_SPY = Path(sys.executable).parent / "py-spy"
 RATE = 250  # samples a second
+READ = "read the task's mails, the suppression list"
 # What the frame right under DeliverBackend.deliver does for the mail.
 UNDER_DELIVER = {
     "take": "take (state.take)",
-    "get": "read the row",
+    "get": READ,  # the worker before: one mail read after its take
     "outgoing": "build the message",
     "hold_back": "build the message",
     "add_headers": "build the message",
@@ -25,18 +25,21 @@ UNDER_DELIVER = {
     "attempt_failed": "status writes",
     "withheld": "status writes",
 }
+UNREAD = "a stack py-spy could not read whole"
 ORDER = [
     "Celery and kombu: receive, ack",
     "task decode (django-celery-email)",
+    READ,
     *dict.fromkeys(UNDER_DELIVER.values()),
     "other",
+    UNREAD,
 ]
 
 
 @contextlib.contextmanager
 def sampled(pid, out):
     """py-spy on `pid` for the length of the block: `out`.svg and `out`.txt."""
-    common = [PY_SPY, "record", "--pid", str(pid), "--rate", str(RATE), "--nonblocking", "--threads"]
+    common = [PY_SPY, "record", "--pid", str(pid), "--rate", str(RATE), "--nonblocking", "--threads", "--gil"]
     spies = [
         subprocess.Popen([*common, "--format", form, "-o", f"{out}.{suffix}"], stdout=subprocess.DEVNULL)
         for form, suffix in (("flamegraph", "svg"), ("raw", "txt"))
@@ -53,8 +56,10 @@ def sampled(pid, out):
 def stages(raw_path):
     """{stage: its share of the worker's samples}, from py-spy's raw stacks."""
     counts = Counter()
-    for line in Path(raw_path).read_text().splitlines():
+    for line in Path(raw_path).read_text().split("\n"):  # not splitlines(): frames hold \x1c
         stack, _, samples = line.rpartition(" ")
+        if not samples.isdigit():
+            continue
         counts[stage_of(stack.split(";"))] += int(samples)
     total = sum(counts.values()) or 1
     return {stage: counts[stage] / total for stage in ORDER if counts[stage]}
@@ -63,6 +68,11 @@ def stages(raw_path):
 def stage_of(frames):
     # A frame reads "Class.function (path/file.py:line)"; only the function counts.
     names = [frame.split(" (", 1)[0].rsplit(".", 1)[-1] for frame in frames]
+    outermost = names[1] if frames[0].startswith("thread (") and len(names) > 1 else names[0]
+    if outermost not in ("_bootstrap", "<module>"):
+        return UNREAD  # py-spy read the stack while it changed: only its innermost frames
+    if "prepare" in names and any("delivery/worker.py" in frame for frame in frames):
+        return READ
     for index, (name, frame) in enumerate(zip(names, frames, strict=True)):
         if name == "deliver" and "delivery/worker.py" in frame:
             below = names[index + 1] if index + 1 < len(names) else ""

@@ -24,7 +24,7 @@ from services import postgres_database, rabbitmq_vhost
 from sink import Sink
 
 
-def trial(name, settings="", concurrency=32, pool="threads", processes=1, loglevel="INFO"):
+def trial(name, settings="", concurrency=20, pool="threads", processes=1, loglevel="INFO"):
     line = f"exec celery -A config worker --pool {pool} --concurrency {concurrency} --loglevel {loglevel}"
     command = ("sh", "-c", line + ' --hostname "$WORKER_NAME@%h"')
     return name, settings, Setup(name, f"config.settings_{name}", command, SITE.queue, processes)
@@ -34,20 +34,14 @@ TRIALS = dict(
     (name, (settings, setup))
     for name, settings, setup in [
         trial("shipped"),
-        trial("reconnect_per_task", "CELERY_DB_REUSE_MAX = None"),
-        trial("t16", concurrency=16),
-        trial("t64", concurrency=64),
-        trial("t32_warn", concurrency=32, loglevel="WARNING"),
-        trial("t32_prefetch4", "CELERY_WORKER_PREFETCH_MULTIPLIER = 4", concurrency=32),
-        trial("chunk1", "CELERY_EMAIL_CHUNK_SIZE = 1", concurrency=32),
-        trial("chunk25", "CELERY_EMAIL_CHUNK_SIZE = 25", concurrency=32),
-        trial("chunk50", "CELERY_EMAIL_CHUNK_SIZE = 50", concurrency=32),
-        trial("chunk100", "CELERY_EMAIL_CHUNK_SIZE = 100", concurrency=32),
+        trial("t10", concurrency=10),
+        trial("t40", concurrency=40),
         trial("warn", loglevel="WARNING"),
-        trial("2x_t16", processes=2),
-        trial("2x_t16_warn", processes=2, loglevel="WARNING"),
-        trial("2x_t32_warn", concurrency=32, processes=2, loglevel="WARNING"),
-        trial("2x_t32", concurrency=32, processes=2),
+        trial("prefetch4", "CELERY_WORKER_PREFETCH_MULTIPLIER = 4"),
+        trial("chunk1", "CELERY_EMAIL_CHUNK_SIZE = 1"),
+        trial("chunk50", "CELERY_EMAIL_CHUNK_SIZE = 50"),
+        trial("2x_t10", concurrency=10, processes=2),
+        trial("2x_t20", processes=2),
         trial("prefork8", pool="prefork", concurrency=8),
     ]
 )
