@@ -24,13 +24,13 @@ now = timezone.now()
 
 def sent(to, subject, refused=None):
     email = mail.send(to, subject=subject, message="Hello")
-    state.take(email.pk, email.message_id)
+    state.take(email, email.message_id)
     state.sent(email.pk, refused or {})
 
 
 def failed_attempt(to, subject, error, fault):
     email = mail.send(to, subject=subject, message="Hello")
-    state.take(email.pk, email.message_id)
+    state.take(email, email.message_id)
     state.attempt_failed(email.pk, error, fault, celery_retries_left=False)
 
 
@@ -50,4 +50,4 @@ mail.send(
 )
 mail.send("fay@example.com", subject="Receipt", message="Thanks")
 taken = mail.send("gus@example.com", subject="Order shipped", message="On its way")
-state.take(taken.pk, taken.message_id)
+state.take(taken, taken.message_id)
