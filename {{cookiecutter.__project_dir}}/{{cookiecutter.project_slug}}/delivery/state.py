@@ -57,8 +57,9 @@ def record(emails, grace=HANDOFF_GRACE):
     deliveries = [delivery_for(email, now, grace) for email in emails]
     Delivery.objects.bulk_create(deliveries, ignore_conflicts=True)
     # post_office leaves mail it would send in the request (priority "now") without a status.
-    unmarked = Email.objects.filter(pk__in=[email.pk for email in emails], status=None)
-    unmarked.update(status=STATUS.queued)
+    unmarked = [email.pk for email in emails if email.status is None]
+    if unmarked:
+        Email.objects.filter(pk__in=unmarked, status=None).update(status=STATUS.queued)
 
 
 def delivery_for(email, now, grace):
@@ -84,7 +85,7 @@ def adopt():
     """Record the post_office mails waiting to be sent that no door told us about; how many."""
     orphans = list(
         Email.objects.filter(status__in=(STATUS.queued, STATUS.requeued), delivery=None).only(
-            "pk", "scheduled_time"
+            "pk", "scheduled_time", "status"
         )
     )
     record(orphans, grace=timedelta(0))
