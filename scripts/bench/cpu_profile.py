@@ -1,6 +1,7 @@
 """Where a worker's CPU goes: py-spy samples the thread that holds the GIL (a thread waiting
-for the database or the mail server does not) while the worker works, writing a flame graph
-(SVG) and the raw stacks, which `stages` sorts into the stages of a mail."""
+for the database or the mail server does not) while the worker works, pausing it for each
+sample so that every stack is read whole, and writes a flame graph (SVG) and the raw
+stacks, which `stages` sorts into the stages of a mail."""
 
 import contextlib
 import signal
@@ -10,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 PY_SPY = Path(sys.executable).parent / "py-spy"
-RATE = 250  # samples a second
+RATE = 100  # samples a second
 READ = "read the task's mails, the suppression list"
 # What the frame right under DeliverBackend.deliver does for the mail.
 UNDER_DELIVER = {
@@ -25,21 +26,19 @@ UNDER_DELIVER = {
     "attempt_failed": "status writes",
     "withheld": "status writes",
 }
-UNREAD = "a stack py-spy could not read whole"
 ORDER = [
     "Celery and kombu: receive, ack",
     "task decode (django-celery-email)",
     READ,
     *dict.fromkeys(UNDER_DELIVER.values()),
     "other",
-    UNREAD,
 ]
 
 
 @contextlib.contextmanager
 def sampled(pid, out):
     """py-spy on `pid` for the length of the block: `out`.svg and `out`.txt."""
-    common = [PY_SPY, "record", "--pid", str(pid), "--rate", str(RATE), "--nonblocking", "--threads", "--gil"]
+    common = [PY_SPY, "record", "--pid", str(pid), "--rate", str(RATE), "--threads", "--gil"]
     spies = [
         subprocess.Popen([*common, "--format", form, "-o", f"{out}.{suffix}"], stdout=subprocess.DEVNULL)
         for form, suffix in (("flamegraph", "svg"), ("raw", "txt"))
@@ -68,9 +67,6 @@ def stages(raw_path):
 def stage_of(frames):
     # A frame reads "Class.function (path/file.py:line)"; only the function counts.
     names = [frame.split(" (", 1)[0].rsplit(".", 1)[-1] for frame in frames]
-    outermost = names[1] if frames[0].startswith("thread (") and len(names) > 1 else names[0]
-    if outermost not in ("_bootstrap", "<module>"):
-        return UNREAD  # py-spy read the stack while it changed: only its innermost frames
     if "prepare" in names and any("delivery/worker.py" in frame for frame in frames):
         return READ
     for index, (name, frame) in enumerate(zip(names, frames, strict=True)):
