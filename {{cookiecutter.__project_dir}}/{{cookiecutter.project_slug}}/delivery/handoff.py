@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 # Mails that pile up while the broker is slow go out together, in fewer tasks.
 BATCH_SIZE = 100
+# How long the hand-off waits for more mails before it publishes what it has.
+LINGER_SECONDS = 0.02
 # After the broker could not be reached, this process leaves it alone for a while:
 # requests keep returning at once and their mail waits for the sweeper.
 BROKER_PAUSE_SECONDS = 10
@@ -64,8 +66,13 @@ def _submit(mails):
 def _hand_off_forever():
     while True:
         batches = [_pending.get()]
-        while len(batches) < BATCH_SIZE and not _pending.empty():
-            batches.append(_pending.get_nowait())
+        # Mails committed meanwhile go out with it, in fewer tasks: less work for the worker.
+        until = time.monotonic() + LINGER_SECONDS
+        while len(batches) < BATCH_SIZE:
+            try:
+                batches.append(_pending.get(timeout=max(0.0, until - time.monotonic())))
+            except queue.Empty:
+                break
         close_old_connections()
         try:
             hand_off_due([mail for batch in batches for mail in batch])
