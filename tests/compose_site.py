@@ -67,13 +67,16 @@ class ComposeSite:
         )
         return json.loads(self.exec("web", "python", "manage.py", "shell", "--no-imports", "-c", code).stdout)
 
-    def queue(self, *fields, node="rabbitmq"):
-        """`fields` of the site's mail queue, as RabbitMQ on `node` lists them ({} if none)."""
+    def queue(self, *fields, node="rabbitmq", check=True):
+        """`fields` of the site's mail queue, as RabbitMQ on `node` lists them ({} if none, or
+        if the listing failed and `check` is false)."""
         env = env_file(self.site)
         vhost, queue = env["RABBITMQ_USER"], env["MAIL_QUEUE"]
         command = ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", *fields, "--formatter=json"]
-        listing = json.loads(self.exec(node, *command).stdout)
-        return next((entry for entry in listing if entry["name"] == queue), {})
+        listed = self.exec(node, *command, check=check)
+        if listed.returncode:
+            return {}
+        return next((entry for entry in json.loads(listed.stdout) if entry["name"] == queue), {})
 
     def queued(self):
         """Messages waiting in the site's mail queue, as RabbitMQ counts them."""
