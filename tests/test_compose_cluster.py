@@ -23,9 +23,10 @@ def cluster(engine, stand_ins, tmp_path_factory):
         yield site
 
 
-def members(site, node="rabbitmq", check=True):
-    """The site's queue: its type, and the nodes that hold a copy and are online."""
-    queue = site.queue("type", "members", "online", node=node, check=check)
+def members(site, node="rabbitmq"):
+    """The site's queue: its type, and the nodes that hold a copy and are online (nothing while
+    rabbitmqctl cannot list it)."""
+    queue = site.queue("type", "members", "online", node=node, check=False)
     return queue.get("type"), sorted(queue.get("members", [])), sorted(queue.get("online", []))
 
 
@@ -38,7 +39,7 @@ def test_up_wait_forms_one_cluster_and_puts_the_quorum_queue_on_every_node(clust
     # On a busy machine the queue's copies may still be electing a leader after up: rabbitmqctl
     # then calls the queue unresponsive, for a while.
     def on_every_node():
-        return members(cluster, node="rabbitmq3", check=False) == ("quorum", everyone, everyone)
+        return members(cluster, node="rabbitmq3") == ("quorum", everyone, everyone)
 
     wait_for(on_every_node, 180, "the quorum queue listed with a copy online on every node")
 
@@ -65,6 +66,6 @@ def test_mail_still_goes_when_the_node_leading_the_queue_is_killed(cluster):
     )
 
     def every_copy_online():
-        return members(cluster, node=survivor, check=False)[2] == everyone
+        return members(cluster, node=survivor)[2] == everyone
 
     wait_for(every_copy_online, 60, "every copy of the queue online")

@@ -43,6 +43,7 @@ from baked import TEMPLATE, BakedSite, template_at
 from catcher import free_port
 from floors import floors
 from procfs import MachineLoad
+from scenarios import BEFORE
 from services import postgres_database, rabbitmq_vhost
 from sink import ProviderSink, Sink
 
@@ -74,8 +75,6 @@ SIZES = {
         "provider": [300, 2000],
     },
 }
-# The template before the worker read a task's mails in one go: the profile's "before".
-BEFORE = "fb1a99e"
 RAW_CONNECTIONS = 50
 DRAIN_DELAY_MS = 0
 OUT = TEMPLATE / "build" / "bench"

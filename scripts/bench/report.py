@@ -1,10 +1,12 @@
 """The benchmark's verdicts, tables and chart, from the figures in results.json."""
 
+from scenarios import BEFORE
+
 VARIANT_NAMES = {
     "sync": "synchronous SMTP in the request",
     "classic": "classic: post_office 'now' -> CeleryEmailBackend -> prefork x2",
     "site": "this site: deploy/bin/worker, its settings",
-    "site, before": "this site before (fb1a99e): a mail read and taken alone",
+    "site, before": f"this site before ({BEFORE}): a mail read and taken alone",
     "site, 2 processes": "this site, 2 worker processes of 10 threads",
 }
 

@@ -37,7 +37,9 @@ class Setup:
 
 CLASSIC = Setup("classic", "config.settings_classic", CLASSIC_WORKER, "celery")
 SITE = Setup("site", "config.settings", SITE_WORKER, "acme_mail")  # MAIL_QUEUE: the slug
-# The site baked from the template as it was before (bench.BEFORE), run the same way.
+# The template before the worker read a task's mails in one go (a git ref): the profile's
+# "before", baked from it and run the same way as the site.
+BEFORE = "fb1a99e"
 SITE_BEFORE = replace(SITE, name="site, before")
 # The site's worker as two processes of 10 threads (one per core, each with its own GIL), as
 # WORKER_NAME lets a host run them; the same 20 connections in all.

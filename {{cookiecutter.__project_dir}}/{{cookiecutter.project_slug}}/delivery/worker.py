@@ -62,14 +62,13 @@ class DeliverBackend(BaseEmailBackend):
             for email_id, message_id in named.items()
         )
 
-    def deliver(self, email_id, message_id, email):
+    def deliver(self, email_id, message_id, read):
         """Send one mail, as read for sending, if it is still waiting for a worker; True if the
         server took it."""
-        taken = state.take(email, message_id)
-        if taken is None:
-            skipped(email_id, message_id, email)
+        email = state.take(read, message_id)
+        if email is None:
+            skipped(email_id, message_id, read)
             return False
-        email = taken
         try:
             message = outgoing(email)
         except Exception as error:

@@ -37,9 +37,11 @@ def active():
 def on_list(addresses):
     """{address: its active suppressions, oldest first} for those of `addresses` on the list,
     in one query."""
-    found = {}
     wanted = {address_of(address) for address in addresses}
-    for row in active().filter(address__in=wanted).order_by("created") if wanted else ():
+    if not wanted:
+        return {}
+    found = {}
+    for row in active().filter(address__in=wanted).order_by("created"):
         found.setdefault(row.address, []).append(row)
     return found
 
@@ -61,9 +63,9 @@ def suppressed(addresses, bulk, listed=None):
     return held
 
 
-def hold_back(email, message, listed=None):
+def hold_back(email, message, listed):
     """Take the suppressed recipients off the outgoing message; return {address: why}.
-    `listed`: what on_list() found for the mail's recipients, if asked."""
+    `listed`: what on_list() found for the mail's recipients."""
     bulk = is_bulk(email)
     held = suppressed(message.to + message.cc + message.bcc, bulk, listed)
     gone = {address_of(recipient) for recipient in held}
