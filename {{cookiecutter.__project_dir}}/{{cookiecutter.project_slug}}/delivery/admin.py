@@ -50,7 +50,8 @@ class LogInline(post_office_admin.LogInline):
         return outcome(log)
 
 
-@admin.action(description="Send the selected mails again")
+# Offered to staff who may change mails (as the Resend button), not to those who only view.
+@admin.action(description="Send the selected mails again", permissions=["change"])
 def send_again(modeladmin, request, queryset):
     handed, skipped = [], 0
     for email in queryset:
