@@ -171,8 +171,8 @@ class SilentBroker:
 
     def close(self):
         self.listener.close()
-        for connection in self.accepted:
-            connection.close()
+        for accepted in self.accepted:
+            accepted.close()
 
 
 @pytest.fixture
