@@ -13,7 +13,6 @@ SECRETS = {
     "HEALTH_TOKEN": lambda: secrets.token_urlsafe(24),
     # HTTP basic auth of the email services' webhooks: "user:password".
     "ANYMAIL_WEBHOOK_SECRET": lambda: f"webhook-{secrets.token_hex(4)}:{secrets.token_urlsafe(24)}",
-    "UNSUBSCRIBE_SECRET": lambda: secrets.token_urlsafe(50),
 }
 
 

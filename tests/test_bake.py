@@ -167,7 +167,6 @@ def test_every_bake_gets_its_own_secrets_and_keeps_them_out_of_git(tmp_path):
             "RABBITMQ_PASSWORD",
             "RABBITMQ_ERLANG_COOKIE",
             "POSTGRES_PASSWORD",
-            "UNSUBSCRIBE_SECRET",
         )
         return {name: values[name] for name in (*names, "ANYMAIL_WEBHOOK_SECRET")}
 

@@ -204,7 +204,6 @@ WEBHOOK_MAX_BYTES = env.int("WEBHOOK_MAX_BYTES", default=1_000_000)
 MAIL_SUPPRESS_SMTP_CODES = env.list("MAIL_SUPPRESS_SMTP_CODES", cast=int, default=[550, 551, 553])
 # The site's public address, for the one-click unsubscribe links of bulk mail.
 SITE_URL = env("SITE_URL", default=f"https://{ALLOWED_HOSTS[0]}")
-UNSUBSCRIBE_SECRET = env("UNSUBSCRIBE_SECRET", default="") or SECRET_KEY
 UNSUBSCRIBE_MAILTO = env("UNSUBSCRIBE_MAILTO", default="")
 
 # --- Celery -----------------------------------------------------------------

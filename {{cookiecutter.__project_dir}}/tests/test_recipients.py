@@ -3,6 +3,7 @@ the suppression list (fed by events, SMTP refusals and staff), and one-click uns
 
 import base64
 import datetime
+import email.policy
 import json
 
 import pytest
@@ -163,14 +164,38 @@ def test_the_one_click_post_suppresses_bulk_mail_for_the_tokens_address_only(cli
 
 def test_a_forged_or_altered_token_is_refused_and_writes_nothing(client):
     token = unsubscribe.token_for("ada@example.com")
-    _, signature = token.split(":", 1)
-    other = base64.urlsafe_b64encode(json.dumps("bob@example.com").encode()).decode().rstrip("=")
-    forged = [f"{other}:{signature}", token[:-2] + "xx", "bob@example.com"]
+    forged = [token[:-2] + "xx", token[:-1], "bob@example.com", "YWRhQGV4YW1wbGUuY29t"]
 
     answers = [client.post(f"/unsubscribe/{t}/", {"List-Unsubscribe": "One-Click"}) for t in forged]
 
-    assert [answer.status_code for answer in answers] == [400, 400, 400]
+    assert [answer.status_code for answer in answers] == [400, 400, 400, 400]
     assert not models.Suppression.objects.exists()
+
+
+def test_a_token_is_random_names_nobody_and_stays_the_same_for_its_address():
+    token = unsubscribe.token_for("Ada@Example.com")
+
+    assert token == unsubscribe.token_for("ada@example.com")
+    assert token != unsubscribe.token_for("bob@example.com")
+    assert len(token) == 22  # 128 random bits
+    for text in (token, base64.urlsafe_b64decode(token + "==").decode("latin-1")):
+        assert "ada" not in text.lower()
+
+
+def test_one_click_headers_reach_the_mail_server_unencoded_on_one_line(send, settings):
+    """What Django's SMTP mailer sends: the message as bytes in the SMTP policy (78-character
+    lines), with a SITE_URL long enough that the link cannot fit 78."""
+    settings.SITE_URL = "https://" + "mail." * 12 + "example.com"
+    settings.UNSUBSCRIBE_MAILTO = "leave@example.com"
+    send(["ada@example.com"], headers={"Precedence": "bulk"})
+
+    sent = mail.outbox[0].message(policy=email.policy.SMTP).as_bytes()
+
+    url = f"{settings.SITE_URL}/unsubscribe/{unsubscribe.token_for('ada@example.com')}/"
+    mailto = "<mailto:leave@example.com?subject=unsubscribe%20ada%40example.com>"
+    assert f"\r\nList-Unsubscribe: <{url}>, {mailto}\r\n".encode() in sent
+    assert b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in sent
+    assert b"=?utf-8?" not in sent
 
 
 def test_a_one_click_post_without_its_field_or_too_large_is_refused(client):

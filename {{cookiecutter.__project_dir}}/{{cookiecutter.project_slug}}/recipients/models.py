@@ -1,3 +1,5 @@
+import secrets
+
 from django.conf import settings
 from django.db import models
 from post_office.models import Email
@@ -101,3 +103,21 @@ class Suppression(models.Model):
     def save(self, *args, **kwargs):
         self.address = self.address.strip().lower()
         super().save(*args, **kwargs)
+
+
+def new_token():
+    return secrets.token_urlsafe(16)
+
+
+class UnsubscribeLink(models.Model):
+    """The token of an address's one-click unsubscribe links (unsubscribe.py). Random, not the
+    address signed: a link names nobody to whoever reads it (access logs, a forwarded mail),
+    outlives a change of SECRET_KEY, stops working when its row is deleted, and is short
+    enough for the List-Unsubscribe header to fit one line."""
+
+    address = models.CharField(max_length=254, unique=True, help_text="Stored in lower case.")
+    token = models.CharField(max_length=32, unique=True, default=new_token, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"unsubscribe link of {self.address}"
