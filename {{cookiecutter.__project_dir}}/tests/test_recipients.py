@@ -4,7 +4,6 @@ the suppression list (fed by events, SMTP refusals and staff), and one-click uns
 import base64
 import datetime
 import email.policy
-import json
 
 import pytest
 from anymail.signals import AnymailTrackingEvent, tracking
