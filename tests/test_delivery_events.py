@@ -59,6 +59,7 @@ def events(tmp_path_factory):
             MAILGUN_WEBHOOK_SIGNING_KEY=mailgun_key,
             SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY=poster.sendgrid.verification_key,
             AWS_SNS_CERT_URL=r"http://127\.0\.0\.1:\d+/SimpleNotificationService-[0-9a-f]+\.pem",
+            AWS_SNS_TOPIC_ARNS="arn:aws:sns:eu-west-1:123456789012:site-events",
         )
         # The worker must not look for AWS credentials off this machine.
         site.env = {"MAIL_RETRY_INTERVAL": "1", "AWS_EC2_METADATA_DISABLED": "true"}

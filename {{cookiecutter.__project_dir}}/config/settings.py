@@ -198,6 +198,9 @@ for service_key in ("MAILGUN_WEBHOOK_SIGNING_KEY", "SENDGRID_TRACKING_WEBHOOK_VE
 AWS_SNS_CERT_URL = env(
     "AWS_SNS_CERT_URL", default=r"https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[^?#]+\.pem"
 )
+# The Amazon SNS topics that carry this site's SES events ("arn:aws:sns:REGION:ACCOUNT:NAME",
+# comma-separated). Empty: the SES webhook takes no post (SNS signs any AWS account's topic).
+AWS_SNS_TOPIC_ARNS = env.list("AWS_SNS_TOPIC_ARNS", default=[])
 # A webhook post larger than this is refused (413).
 WEBHOOK_MAX_BYTES = env.int("WEBHOOK_MAX_BYTES", default=1_000_000)
 # An SMTP server's refusal of a recipient with one of these codes suppresses the address.

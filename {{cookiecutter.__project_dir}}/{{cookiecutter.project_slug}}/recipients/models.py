@@ -5,6 +5,21 @@ from django.db import models
 from post_office.models import Email
 
 
+class MessageIdField(models.CharField):
+    """A service's message id, kept and looked up without the angle brackets some forms carry:
+    Brevo's and Mailgun's send APIs answer `<id@domain>`, their webhooks post `id@domain`
+    (anymail adds the brackets back for Mailgun only); Amazon SES, Postmark, SendGrid (anymail's
+    id) and Resend use bare ids everywhere."""
+
+    def get_prep_value(self, value):
+        value = super().get_prep_value(value)
+        if isinstance(value, str):
+            value = value.strip()
+            if value.startswith("<") and value.endswith(">"):
+                value = value[1:-1].strip()
+        return value
+
+
 class Recipient(models.Model):
     """One recipient of one sent mail, as the email service knows it: the message id the
     service gave it (its events name that id, not the Message-ID header), and what the
@@ -13,7 +28,7 @@ class Recipient(models.Model):
     email = models.ForeignKey(Email, models.CASCADE, related_name="recipients")
     address = models.CharField(max_length=254)
     provider = models.CharField(max_length=32, help_text="The email service, as anymail names it.")
-    message_id = models.CharField(max_length=255, help_text="The service's id for the message.")
+    message_id = MessageIdField(max_length=255, help_text="The service's id for the message.")
     last_event = models.CharField(max_length=16, blank=True)
     last_event_at = models.DateTimeField(null=True, blank=True)
     last_said = models.TextField(blank=True, help_text="What the service said with that event.")
