@@ -18,9 +18,8 @@ AWS_SNS_TOPIC_ARNS (403 for another, 503 while the list is empty): anybody can m
 SNS signs.
 """
 
-import contextlib
-
 import base64
+import contextlib
 import functools
 import json
 import logging
@@ -106,8 +105,9 @@ def check(request, view_class):
             return refuse(403, "the Amazon SNS signature does not verify")
         if not settings.AWS_SNS_TOPIC_ARNS:
             return refuse(503, "the site has no AWS_SNS_TOPIC_ARNS: its SES webhook is closed")
-        if posted.get("TopicArn") not in settings.AWS_SNS_TOPIC_ARNS:
-            return refuse(403, f"the SNS topic {posted.get('TopicArn')} is not in AWS_SNS_TOPIC_ARNS")
+        topic = posted.get("TopicArn")
+        if topic not in settings.AWS_SNS_TOPIC_ARNS:
+            return refuse(403, f"the SNS topic {topic} is not in AWS_SNS_TOPIC_ARNS")
     return None
 
 
