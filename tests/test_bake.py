@@ -49,6 +49,7 @@ EVERY_BAKE_HAS = [
     "Dockerfile",
     "Makefile",
     "README.md",
+    "SECURITY.md",
     "compose.yaml",
     "compose.cluster.yaml",
     "config/celery.py",
