@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 from django.contrib.admin.models import LogEntry
 from django.core import mail
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from post_office import mail as post_office
 from post_office.models import Email
 
@@ -498,3 +500,23 @@ def test_a_kept_message_id_loses_its_brackets_and_is_found_in_either_form(send, 
     assert models.Recipient.objects.get(pk=recipient.pk).message_id == "abc@relay.example"
     for form in ("abc@relay.example", "<abc@relay.example>"):
         assert models.Recipient.objects.filter(message_id=form).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_takes_the_brackets_off_the_kept_message_ids():
+    executor = MigrationExecutor(connection)
+    before, after = [("recipients", "0002_unsubscribe_links")], executor.loader.graph.leaf_nodes()
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    email = old.get_model("post_office", "Email").objects.create(from_email="site@example.com")
+    old.get_model("recipients", "Recipient").objects.create(
+        email=email, address="ada@example.com", provider="Brevo", message_id="<x.1@relay.example>"
+    )
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(after)
+
+    assert list(models.Recipient.objects.values_list("message_id", flat=True)) == [
+        "x.1@relay.example"
+    ]
