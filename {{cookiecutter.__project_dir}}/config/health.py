@@ -10,7 +10,7 @@ GET /healthz/mail   the broker, the workers, the oldest mail waiting past its ti
 Both answer JSON, "ok" or "failing" for each check. The reasons (which may name internal
 hosts) are given only to staff users and to requests with `Authorization: Bearer
 <HEALTH_TOKEN>`, and only they make /healthz/mail ask the broker and the workers there and
-then. Anyone else gets their answer to the last check, made in the background at most once
+then. Anyone else gets the answer of the last check, made in the background at most once
 every FRESH_FOR seconds: no anonymous request waits on the broker or opens a connection to it.
 """
 
@@ -79,8 +79,9 @@ def answer(request, checks, trusted=None, **details):
 
 
 def given_token(request):
-    authorization = request.headers.get("Authorization")
-    return None if authorization is None else authorization.removeprefix("Bearer ")
+    """The bearer token the request offers, if any (a proxy's Basic auth is not one)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token if scheme.lower() == "bearer" else None
 
 
 def token_refused(request):
