@@ -1,5 +1,6 @@
 """Finish the baked site: write .env with fresh secrets and say what to do next."""
 
+import os
 import re
 import secrets
 from pathlib import Path
@@ -13,7 +14,6 @@ SECRETS = {
     "HEALTH_TOKEN": lambda: secrets.token_urlsafe(24),
     # HTTP basic auth of the email services' webhooks: "user:password".
     "ANYMAIL_WEBHOOK_SECRET": lambda: f"webhook-{secrets.token_hex(4)}:{secrets.token_urlsafe(24)}",
-    "UNSUBSCRIBE_SECRET": lambda: secrets.token_urlsafe(50),
 }
 
 
@@ -23,9 +23,10 @@ def write_env(site):
     for name, make in SECRETS.items():
         text, found = re.subn(rf"(?m)^{name}=$", f"{name}={make()}", text)
         assert found == 1, f".env.example must have exactly one empty {name}= line"
-    env = site / ".env"
-    env.write_text(text)
-    env.chmod(0o600)
+    # Readable by its owner only from the moment it exists (O_EXCL: never an older file).
+    descriptor = os.open(site / ".env", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as env:
+        env.write(text)
 
 
 site = Path.cwd()

@@ -17,6 +17,7 @@ class SmtpCatcher:
     def __init__(self, delay=0.0, port=None):
         self.delay = delay
         self.messages = []
+        self.received = []  # each message's bytes, as they came over the wire
         self.recipients_asked = []  # every RCPT TO address, refused ones too
         self.arrived_at = []  # time.time() of each message, in order
         self.peers = []  # the client's (address, port) of each message: its connection
@@ -31,6 +32,7 @@ class SmtpCatcher:
 
     async def handle_DATA(self, server, session, envelope):
         await asyncio.sleep(self.delay)
+        self.received.append(envelope.original_content)
         self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
         self.arrived_at.append(time.time())
         self.peers.append(session.peer)

@@ -4,6 +4,8 @@ import fnmatch
 import json
 import re
 import secrets
+import stat
+import subprocess
 import sys
 
 import pytest
@@ -47,6 +49,7 @@ EVERY_BAKE_HAS = [
     "Dockerfile",
     "Makefile",
     "README.md",
+    "SECURITY.md",
     "compose.yaml",
     "compose.cluster.yaml",
     "config/celery.py",
@@ -149,6 +152,21 @@ def test_a_baked_env_is_safe_to_deploy_as_it_is(tmp_path):
     site.run(*manage, "check", "--deploy", "--fail-level", "WARNING")
 
 
+def test_the_hook_creates_env_readable_by_its_owner_only_from_the_start(tmp_path):
+    """The hook run with chmod doing nothing, under the usual umask: .env must be 0600 as
+    created, never world-readable for a moment."""
+    (tmp_path / ".env.example").write_text((SITE_TEMPLATE / ".env.example").read_text())
+    hook = TEMPLATE / "hooks" / "post_gen_project.py"
+    code = (
+        "import os, runpy; os.umask(0o022); os.chmod = os.fchmod = lambda *a, **k: None;"
+        f"runpy.run_path({str(hook)!r})"
+    )
+
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True, capture_output=True)
+
+    assert stat.S_IMODE((tmp_path / ".env").stat().st_mode) == 0o600
+
+
 def test_a_default_bake_has_every_file(tmp_path):
     site = bake(tmp_path)
 
@@ -167,7 +185,6 @@ def test_every_bake_gets_its_own_secrets_and_keeps_them_out_of_git(tmp_path):
             "RABBITMQ_PASSWORD",
             "RABBITMQ_ERLANG_COOKIE",
             "POSTGRES_PASSWORD",
-            "UNSUBSCRIBE_SECRET",
         )
         return {name: values[name] for name in (*names, "ANYMAIL_WEBHOOK_SECRET")}
 

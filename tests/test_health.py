@@ -1,6 +1,9 @@
 """The health checks of a baked site, served by gunicorn, with a real worker on a real broker."""
 
+import socket
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from catcher import free_port
@@ -55,3 +58,56 @@ def test_a_database_that_does_not_answer_fails_health_in_seconds(site, postgres)
     assert [status for status, _ in answers] == [503, 503]
     assert answers[0][1] == {"database": "failing"}
     assert max(seconds) < 10, f"the health checks took {seconds} s"
+
+
+class SilentBroker:
+    """Accepts TCP connections and never says a word, as a broker that hangs; counts them."""
+
+    def __init__(self):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.accepted = []
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                self.accepted.append(self.listener.accept()[0])
+            except OSError:
+                return
+
+    def close(self):
+        self.listener.close()
+        for accepted in self.accepted:
+            accepted.close()
+
+
+def timed(url):
+    started = time.monotonic()
+    answer = get_json(url)
+    return answer and answer[0], time.monotonic() - started
+
+
+def test_a_flood_of_anonymous_mail_checks_opens_two_broker_connections_and_healthz_keeps_answering(site):
+    """gunicorn's two processes, a broker that never answers, 20 anonymous /healthz/mail at
+    once: each process checks the broker once, in the background, and /healthz (Docker's
+    HEALTHCHECK gives it 5 s) answers at once."""
+    broker = SilentBroker()
+    try:
+        web = start_web(site, CELERY_BROKER_URL=f"amqp://guest:guest@127.0.0.1:{broker.port}//")
+        wait_for(lambda: get_json(f"{web}/healthz"), 30, "gunicorn answering /healthz")
+
+        with ThreadPoolExecutor(max_workers=21) as pool:
+            flood = [pool.submit(timed, f"{web}/healthz/mail") for _ in range(20)]
+            healthz = pool.submit(timed, f"{web}/healthz").result()
+            answers = [request.result() for request in flood]
+        wait_for(lambda: broker.accepted, 5, "a background check to reach the broker")
+        # A check gives the broker 1 s; one more than the design allows would show by then.
+        time.sleep(2)
+    finally:
+        broker.close()
+
+    assert healthz[0] == 200 and healthz[1] < 1, f"/healthz during the flood: {healthz}"
+    assert {status for status, _ in answers} == {503}
+    assert max(seconds for _, seconds in answers) < 1, "an anonymous caller waited on the broker"
+    assert 1 <= len(broker.accepted) <= 2, f"{len(broker.accepted)} broker connections"

@@ -216,3 +216,41 @@ def split_widget_data(bound, value):
     if bound.field.widget.__class__.__name__ == "SplitDateTimeWidget":
         return {f"{bound.html_name}_0": value[0] or "", f"{bound.html_name}_1": value[1] or ""}
     return {bound.html_name: ",".join(value)}
+
+
+def mail_with_inline_image(committed, image_bytes, subtype):
+    content_id = "0123456789abcdef0123456789abcdef"  # as post_office's inline_image tag makes
+    message = mail.EmailMultiAlternatives("Logo", "Body", to=["ada@example.com"])
+    message.attach_alternative(f'<img src="cid:{content_id}">', "text/html")
+    image = MIMEPart()
+    image.set_content(image_bytes, "image", subtype, disposition="inline", cid=f"<{content_id}>")
+    message.attach(image)
+    with committed():
+        message.send()
+    return f"{MAILS}{Email.objects.get().pk}/image/{content_id}"
+
+
+def test_an_inline_svg_image_is_not_served_from_the_sites_origin(admin_client, committed):
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(document.cookie)</script></svg>'
+    url = mail_with_inline_image(committed, svg, "svg+xml")
+
+    response = admin_client.get(url)
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "text/plain"
+    assert b"<script>" not in response.content
+
+
+def test_an_inline_raster_image_is_served_sandboxed_and_never_sniffed(admin_client, committed):
+    png = b"\x89PNG\r\n\x1a\n\x00\xff\r\n binary"
+    url = mail_with_inline_image(committed, png, "png")
+
+    response = admin_client.get(url)
+
+    assert (response.status_code, response["Content-Type"], response.content) == (
+        200,
+        "image/png",
+        png,
+    )
+    assert response["Content-Security-Policy"].startswith("sandbox;")
+    assert response["X-Content-Type-Options"] == "nosniff"

@@ -5,6 +5,7 @@ from io import StringIO
 
 import pytest
 from django.core import mail
+from django.core.mail.message import BadHeaderError
 from django.core.management import call_command
 from django.utils import timezone
 from post_office import mail as post_office
@@ -179,3 +180,23 @@ def test_cleanup_can_keep_attachments():
     call_command("cleanup_mail", "--keep-attachments", stdout=out)
 
     assert "and 0 attachments" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"subject": "Hello\r\nBcc: victim@example.com"},
+        {"subject": "Hello\nthere"},
+        {"headers": {"X-Campaign": "spring\r\nBcc: victim@example.com"}},
+        {"reply_to": ["ada@example.com\nBcc: victim@example.com"]},
+    ],
+)
+def test_a_line_break_in_a_header_raises_bad_header_error_at_the_door_and_writes_nothing(header):
+    fields = {"subject": "Hello", "body": "Body", "to": ["ada@example.com"], **header}
+
+    with pytest.raises(BadHeaderError, match="line breaks"):
+        mail.EmailMessage(**fields).send()
+    with pytest.raises(BadHeaderError):
+        mail.send_mail("Hi\r\nBcc: victim@example.com", "Body", None, ["ada@example.com"])
+
+    assert (Email.objects.count(), Delivery.objects.count()) == (0, 0)

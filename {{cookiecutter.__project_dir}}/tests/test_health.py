@@ -1,6 +1,14 @@
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
+from django.core.wsgi import get_wsgi_application
 from django.db import connection
 from django.db.utils import OperationalError
 from django.utils import timezone
@@ -8,7 +16,7 @@ from post_office import mail as post_office
 
 from {{ cookiecutter.project_slug }}.delivery.models import Delivery
 
-from config import celery_app
+from config import celery_app, health
 
 pytestmark = pytest.mark.django_db
 
@@ -19,6 +27,11 @@ TOKEN = "a-token-for-monitoring"
 @pytest.fixture(autouse=True)
 def health_token(settings):
     settings.HEALTH_TOKEN = TOKEN
+
+
+@pytest.fixture(autouse=True)
+def no_check_made_yet(monkeypatch):
+    monkeypatch.setattr(health, "LATEST", health.LatestCheck())
 
 
 @pytest.fixture
@@ -130,3 +143,117 @@ def test_health_is_answered_over_plain_http_in_production(client, workers_answer
     assert client.get("/healthz").status_code == 200
     assert client.get("/healthz/mail").status_code == 200
     assert client.get("/admin/login/").status_code == 301
+
+
+def test_a_wrong_token_in_any_characters_is_refused_not_a_server_error(client):
+    for token in ("wrong", "ünïcödé-tökén", "\u2603" * 40):
+        for url in ("/healthz", "/healthz/mail"):
+            response = client.get(url, headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 403, (url, token)
+            assert response.json() == {"error": "the Authorization header holds no valid token"}
+    # A proxy's own Basic auth is no health token: the anonymous answer.
+    basic = client.get("/healthz", headers={"Authorization": "Basic dXNlcjpwYXNz"})
+    assert (basic.status_code, basic.json()) == (200, {"database": "ok"})
+
+
+class SilentBroker:
+    """A TCP server that accepts connections and never answers, as a broker that hangs does;
+    it counts the connections."""
+
+    def __init__(self):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.accepted = []
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                self.accepted.append(self.listener.accept()[0])
+            except OSError:
+                return
+
+    def close(self):
+        self.listener.close()
+        for accepted in self.accepted:
+            accepted.close()
+
+
+@pytest.fixture
+def silent_broker(monkeypatch):
+    broker = SilentBroker()
+    port = broker.listener.getsockname()[1]
+    monkeypatch.setitem(celery_app.conf, "broker_url", f"amqp://guest:guest@127.0.0.1:{port}//")
+    yield broker
+    broker.close()
+
+
+class ListeningServer(ThreadedWSGIServer):
+    """Django's threaded server that queues 64 connections, as gunicorn queues more: the test
+    server's 10 would drop some of 21 at once, and TCP tries again a second later."""
+
+    request_queue_size = 64
+
+
+@pytest.fixture
+def site(transactional_db):
+    """The site served over HTTP, a thread a request."""
+    server = ListeningServer(("127.0.0.1", 0), WSGIRequestHandler)
+    server.set_app(get_wsgi_application())
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def get(url):
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 (the test's server)
+            status = response.status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    return status, time.monotonic() - started
+
+
+def test_anonymous_mail_checks_at_once_open_one_broker_connection_and_healthz_keeps_answering(
+    site, silent_broker
+):
+    assert get(f"{site}/healthz")[0] == 200  # the first request loads the site
+    with ThreadPoolExecutor(max_workers=21) as pool:
+        flood = [pool.submit(get, f"{site}/healthz/mail") for _ in range(20)]
+        healthz = pool.submit(get, f"{site}/healthz").result()
+        answers = [request.result() for request in flood]
+
+    assert healthz[0] == 200
+    assert healthz[1] < 1, f"/healthz took {healthz[1]:.2f} s during the flood"
+    assert [status for status, _ in answers] == [503] * 20
+    assert max(seconds for _, seconds in answers) < 1, "an anonymous caller waited on the broker"
+    wait_for_a_check()
+    assert "timed out" in health.LATEST.answered[0]
+    assert len(silent_broker.accepted) == 1
+
+
+def test_anonymous_callers_get_the_last_check_and_a_new_one_once_it_is_old(
+    client, workers_answer, monkeypatch
+):
+    client.get("/healthz/mail")
+    checked_at = wait_for_a_check()
+    assert client.get("/healthz/mail").status_code == 200
+
+    client.get("/healthz/mail")
+    assert health.LATEST.at == checked_at, "checked again within FRESH_FOR"
+
+    monkeypatch.setattr(health.LATEST, "at", checked_at - health.FRESH_FOR - 1)
+    client.get("/healthz/mail")
+    assert wait_for_a_check(after=checked_at) > checked_at
+
+
+def wait_for_a_check(after=None):
+    """When the background check ends (it gives the broker TIMEOUT seconds, the workers more)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        at = health.LATEST.at
+        if at is not None and (after is None or at > after):
+            return at
+        time.sleep(0.01)
+    raise AssertionError("no background check ended within 10 s")

@@ -3,6 +3,7 @@ the suppression list (fed by events, SMTP refusals and staff), and one-click uns
 
 import base64
 import datetime
+import email.policy
 import json
 
 import pytest
@@ -13,6 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 from django.contrib.admin.models import LogEntry
 from django.core import mail
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from post_office import mail as post_office
 from post_office.models import Email
 
@@ -163,14 +166,38 @@ def test_the_one_click_post_suppresses_bulk_mail_for_the_tokens_address_only(cli
 
 def test_a_forged_or_altered_token_is_refused_and_writes_nothing(client):
     token = unsubscribe.token_for("ada@example.com")
-    _, signature = token.split(":", 1)
-    other = base64.urlsafe_b64encode(json.dumps("bob@example.com").encode()).decode().rstrip("=")
-    forged = [f"{other}:{signature}", token[:-2] + "xx", "bob@example.com"]
+    forged = [token[:-2] + "xx", token[:-1], "bob@example.com", "YWRhQGV4YW1wbGUuY29t"]
 
     answers = [client.post(f"/unsubscribe/{t}/", {"List-Unsubscribe": "One-Click"}) for t in forged]
 
-    assert [answer.status_code for answer in answers] == [400, 400, 400]
+    assert [answer.status_code for answer in answers] == [400, 400, 400, 400]
     assert not models.Suppression.objects.exists()
+
+
+def test_a_token_is_random_names_nobody_and_stays_the_same_for_its_address():
+    token = unsubscribe.token_for("Ada@Example.com")
+
+    assert token == unsubscribe.token_for("ada@example.com")
+    assert token != unsubscribe.token_for("bob@example.com")
+    assert len(token) == 22  # 128 random bits
+    for text in (token, base64.urlsafe_b64decode(token + "==").decode("latin-1")):
+        assert "ada" not in text.lower()
+
+
+def test_one_click_headers_reach_the_mail_server_unencoded_on_one_line(send, settings):
+    """What Django's SMTP mailer sends: the message as bytes in the SMTP policy (78-character
+    lines), with a SITE_URL long enough that the link cannot fit 78."""
+    settings.SITE_URL = "https://" + "mail." * 12 + "example.com"
+    settings.UNSUBSCRIBE_MAILTO = "leave@example.com"
+    send(["ada@example.com"], headers={"Precedence": "bulk"})
+
+    sent = mail.outbox[0].message(policy=email.policy.SMTP).as_bytes()
+
+    url = f"{settings.SITE_URL}/unsubscribe/{unsubscribe.token_for('ada@example.com')}/"
+    mailto = "<mailto:leave@example.com?subject=unsubscribe%20ada%40example.com>"
+    assert f"\r\nList-Unsubscribe: <{url}>, {mailto}\r\n".encode() in sent
+    assert b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in sent
+    assert b"=?utf-8?" not in sent
 
 
 def test_a_one_click_post_without_its_field_or_too_large_is_refused(client):
@@ -300,3 +327,196 @@ def test_the_webhooks_are_closed_without_a_secret(client, settings):
 
     assert answer.status_code == 503
     assert b"ANYMAIL_WEBHOOK_SECRET" in answer.content
+
+
+def basic_auth(secret=SECRET):
+    return {"Authorization": "Basic " + base64.b64encode(secret.encode()).decode()}
+
+
+def post_to(client, service, body, headers=None):
+    return client.post(
+        f"/anymail/{service}/tracking/",
+        body,
+        content_type="application/json",
+        headers={**basic_auth(), **(headers or {})},
+    )
+
+
+def sns_post(client, message):
+    headers = {
+        "x-amz-sns-message-type": message["Type"],
+        "x-amz-sns-message-id": message["MessageId"],
+    }
+    return post_to(client, "amazon_ses", json.dumps(message), headers)
+
+
+SES_DELIVERY = {
+    "eventType": "Delivery",
+    "mail": {
+        "timestamp": "2026-01-01T00:00:00.000Z",
+        "messageId": "0100018c-ses-id",
+        "destination": ["ada@example.com"],
+    },
+    "delivery": {"timestamp": "2026-01-01T00:00:01.000Z", "recipients": ["ada@example.com"]},
+}
+
+
+def test_sns_messages_are_taken_only_from_the_listed_topics(
+    client, service, settings, sns_key, sns_serves
+):
+    ours = "arn:aws:sns:eu-west-1:123456789012:ses-events"
+    message = signed(sns_key[0], Message=json.dumps(SES_DELIVERY), TopicArn=ours)
+    another = signed(
+        sns_key[0],
+        Message=json.dumps(SES_DELIVERY),
+        TopicArn="arn:aws:sns:eu-west-1:999999999999:not-ours",
+    )
+
+    settings.AWS_SNS_TOPIC_ARNS = []
+    closed = sns_post(client, message)
+    assert (closed.status_code, b"AWS_SNS_TOPIC_ARNS" in closed.content) == (503, True)
+    settings.AWS_SNS_TOPIC_ARNS = [ours]
+    refused = sns_post(client, another)
+    assert (refused.status_code, b"not-ours is not in AWS_SNS_TOPIC_ARNS" in refused.content) == (
+        403,
+        True,
+    )
+    assert sns_post(client, message).status_code == 200
+
+
+# Well-formed JSON of a shape each service never posts (SendGrid posts a list of events:
+# an empty one is a batch of none).
+WRONG_SHAPES = {
+    "brevo": ["[]", '"x"', "1", "null", '["x"]'],
+    "mailgun": ["[]", '"x"', "1", "null", '{"signature": "x"}'],
+    "postmark": ["[]", '"x"', "1", "null", '["x"]'],
+    "sendgrid": ['"x"', "1", "null", '["x"]', "[1]"],
+}
+
+
+@pytest.mark.parametrize(
+    "service_name, body",
+    [(name, body) for name, bodies in WRONG_SHAPES.items() for body in bodies],
+)
+def test_json_a_webhook_cannot_read_is_a_400_and_writes_nothing(
+    client, service, settings, service_name, body
+):
+    settings.ANYMAIL = {**settings.ANYMAIL, "MAILGUN_WEBHOOK_SIGNING_KEY": "key"}
+
+    answer = post_to(client, service_name, body)
+
+    assert answer.status_code == 400, answer.content
+    assert b"not what the service posts" in answer.content
+    assert not models.Event.objects.exists()
+
+
+# A complaint as each service documents it, for a message whose id the site kept in the form
+# the service's send API answered: (service, kept, the event's payload).
+COMPLAINTS = {
+    # Brevo's transactional webhook, "spam": its docs' sample, with a bare message-id; the
+    # send API answered "<...>".
+    "Brevo": (
+        "brevo",
+        "<202612060001.12345678901@smtp-relay.mailin.fr>",
+        {
+            "event": "spam",
+            "email": "ada@example.com",
+            "id": 1,
+            "date": "2026-12-06 00:00:00",
+            "ts": 1796515200,
+            "message-id": "202612060001.12345678901@smtp-relay.mailin.fr",
+            "ts_event": 1796515200,
+            "subject": "Hi",
+            "tag": "",
+            "sending_ip": "185.41.28.109",
+            "ts_epoch": 1796515200000,
+        },
+    ),
+    # The same, should Brevo post it with its brackets.
+    "Brevo in brackets": (
+        "brevo",
+        "<202612060001.12345678901@smtp-relay.mailin.fr>",
+        {
+            "event": "spam",
+            "email": "ada@example.com",
+            "date": "2026-12-06 00:00:00",
+            "message-id": "<202612060001.12345678901@smtp-relay.mailin.fr>",
+            "ts_epoch": 1796515200000,
+        },
+    ),
+    # Postmark's SpamComplaint webhook: a bare UUID both ways.
+    "Postmark": (
+        "postmark",
+        "00000000-0000-0000-0000-000000000000",
+        {
+            "RecordType": "SpamComplaint",
+            "MessageStream": "outbound",
+            "ID": 42,
+            "Type": "SpamComplaint",
+            "TypeCode": 512,
+            "Name": "Spam complaint",
+            "Tag": "",
+            "MessageID": "00000000-0000-0000-0000-000000000000",
+            "Metadata": {},
+            "ServerID": 23,
+            "Description": "The subscriber explicitly marked this message as spam.",
+            "Details": "Test spam complaint details",
+            "Email": "ada@example.com",
+            "From": "sender@example.com",
+            "BouncedAt": "2026-12-06T00:00:00Z",
+            "DumpAvailable": True,
+            "Inactive": True,
+            "CanActivate": False,
+            "Subject": "Hi",
+        },
+    ),
+}
+
+
+ESP_NAMES = {"brevo": "Brevo", "postmark": "Postmark"}
+
+
+@pytest.mark.parametrize("service_name, kept, payload", COMPLAINTS.values(), ids=COMPLAINTS.keys())
+def test_a_complaint_in_the_services_documented_form_suppresses_its_address(
+    client, service, service_name, kept, payload
+):
+    email = post_office.send("ada@example.com", subject="Hi", message="Body")
+    models.Recipient.objects.create(
+        email=email, address="ada@example.com", provider=ESP_NAMES[service_name], message_id=kept
+    )
+
+    assert post_to(client, service_name, json.dumps(payload)).status_code == 200
+
+    assert list(models.Suppression.objects.values_list("address", "reason")) == [
+        ("ada@example.com", "complaint")
+    ]
+
+
+def test_a_kept_message_id_loses_its_brackets_and_is_found_in_either_form(send, service):
+    email = send(["ada@example.com"])
+    recipient = models.Recipient.objects.get(email=email)
+    models.Recipient.objects.filter(pk=recipient.pk).update(message_id=" <abc@relay.example> ")
+
+    assert models.Recipient.objects.get(pk=recipient.pk).message_id == "abc@relay.example"
+    for form in ("abc@relay.example", "<abc@relay.example>"):
+        assert models.Recipient.objects.filter(message_id=form).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_takes_the_brackets_off_the_kept_message_ids():
+    executor = MigrationExecutor(connection)
+    before, after = [("recipients", "0002_unsubscribe_links")], executor.loader.graph.leaf_nodes()
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    email = old.get_model("post_office", "Email").objects.create(from_email="site@example.com")
+    old.get_model("recipients", "Recipient").objects.create(
+        email=email, address="ada@example.com", provider="Brevo", message_id="<x.1@relay.example>"
+    )
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(after)
+
+    assert list(models.Recipient.objects.values_list("message_id", flat=True)) == [
+        "x.1@relay.example"
+    ]

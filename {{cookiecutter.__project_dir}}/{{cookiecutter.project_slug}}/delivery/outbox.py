@@ -11,6 +11,7 @@ from email.utils import make_msgid
 
 from django.core.files.base import ContentFile
 from django.core.mail.backends.base import BaseEmailBackend
+from django.core.mail.message import BadHeaderError
 from django.db import transaction
 from post_office.models import STATUS, Email
 from post_office.settings import get_message_id_enabled, get_message_id_fqdn
@@ -33,6 +34,8 @@ class QueueBackend(BaseEmailBackend):
     """
 
     def send_messages(self, email_messages):
+        for message in email_messages:
+            refuse_line_breaks(message)
         emails = []
         with transaction.atomic():
             for message in email_messages:
@@ -45,6 +48,17 @@ class QueueBackend(BaseEmailBackend):
                 emails.append(email)
             email_queued.send(sender=Email, emails=emails)
         return len(emails)
+
+
+def refuse_line_breaks(message):
+    """Raise BadHeaderError (Django's name for ValueError since 6.0) for a header value with a
+    line break, as Django's own mailers do when they write the message: here the message is
+    written later, in a worker, and the caller must hear it now."""
+    values = [message.subject, message.from_email, *message.extra_headers.values()]
+    values += [*message.to, *message.cc, *message.bcc, *message.reply_to]
+    for value in values:
+        if "\r" in str(value) or "\n" in str(value):
+            raise BadHeaderError(f"Header values may not contain line breaks: {value!r}")
 
 
 def on_queued(sender, emails, **kwargs):

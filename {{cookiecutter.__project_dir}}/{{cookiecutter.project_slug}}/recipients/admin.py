@@ -57,9 +57,6 @@ class RecipientAdmin(ReadOnly, admin.ModelAdmin):
     list_select_related = ["email"]
     inlines = [EventInline]
 
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_staff
-
 
 class ActiveFilter(admin.SimpleListFilter):
     title = "in force"
@@ -76,7 +73,10 @@ class ActiveFilter(admin.SimpleListFilter):
         return queryset
 
 
-@admin.action(description="Lift the selected suppressions: mail these addresses again")
+# Only for staff who may change suppressions: viewing them is not enough.
+@admin.action(
+    description="Lift the selected suppressions: mail these addresses again", permissions=["change"]
+)
 def lift(modeladmin, request, queryset):
     lifted = suppression.lift(queryset, request.user)
     for row in lifted:

@@ -1,6 +1,23 @@
+import secrets
+
 from django.conf import settings
 from django.db import models
 from post_office.models import Email
+
+
+class MessageIdField(models.CharField):
+    """A service's message id, kept and looked up without the angle brackets some forms carry:
+    Brevo's and Mailgun's send APIs answer `<id@domain>`, their webhooks post `id@domain`
+    (anymail adds the brackets back for Mailgun only); Amazon SES, Postmark, SendGrid (anymail's
+    id) and Resend use bare ids everywhere."""
+
+    def get_prep_value(self, value):
+        value = super().get_prep_value(value)
+        if isinstance(value, str):
+            value = value.strip()
+            if value.startswith("<") and value.endswith(">"):
+                value = value[1:-1].strip()
+        return value
 
 
 class Recipient(models.Model):
@@ -11,7 +28,7 @@ class Recipient(models.Model):
     email = models.ForeignKey(Email, models.CASCADE, related_name="recipients")
     address = models.CharField(max_length=254)
     provider = models.CharField(max_length=32, help_text="The email service, as anymail names it.")
-    message_id = models.CharField(max_length=255, help_text="The service's id for the message.")
+    message_id = MessageIdField(max_length=255, help_text="The service's id for the message.")
     last_event = models.CharField(max_length=16, blank=True)
     last_event_at = models.DateTimeField(null=True, blank=True)
     last_said = models.TextField(blank=True, help_text="What the service said with that event.")
@@ -101,3 +118,21 @@ class Suppression(models.Model):
     def save(self, *args, **kwargs):
         self.address = self.address.strip().lower()
         super().save(*args, **kwargs)
+
+
+def new_token():
+    return secrets.token_urlsafe(16)
+
+
+class UnsubscribeLink(models.Model):
+    """The token of an address's one-click unsubscribe links (unsubscribe.py). Random, not the
+    address signed: a link names nobody to whoever reads it (access logs, a forwarded mail),
+    outlives a change of SECRET_KEY, stops working when its row is deleted, and is short
+    enough for the List-Unsubscribe header to fit one line."""
+
+    address = models.CharField(max_length=254, unique=True, help_text="Stored in lower case.")
+    token = models.CharField(max_length=32, unique=True, default=new_token, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"unsubscribe link of {self.address}"

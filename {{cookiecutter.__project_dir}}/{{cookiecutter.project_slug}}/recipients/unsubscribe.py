@@ -2,9 +2,11 @@
 
 A mail is bulk when its post_office row has the header `Precedence: bulk` (send_mail(...,
 headers={"Precedence": "bulk"}) or mail.send(..., headers=...)). The worker gives such a mail,
-when it has one recipient, `List-Unsubscribe` (this site's URL with a token that names the
-address, signed with UNSUBSCRIBE_SECRET, and UNSUBSCRIBE_MAILTO if set) and
-`List-Unsubscribe-Post: List-Unsubscribe=One-Click`. A mail with several recipients gets no
+when it has one recipient, `List-Unsubscribe` (this site's URL with the address's random token,
+models.UnsubscribeLink, and UNSUBSCRIBE_MAILTO if set) and
+`List-Unsubscribe-Post: List-Unsubscribe=One-Click`, each written on one line as RFC 8058 asks
+(a longer line would otherwise reach the server as an RFC 2047 encoded word, which mailbox
+providers do not read there). A mail with several recipients gets no
 such header (one link would unsubscribe them all): send bulk mail one recipient a mail.
 
 A POST to the URL, as mail programs send it, with no login, puts the address on the list for
@@ -16,33 +18,53 @@ import logging
 from urllib.parse import quote
 
 from django.conf import settings
-from django.core import signing
+from django.db import IntegrityError, transaction
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from . import suppression
-from .models import Reason, Scope
+from .models import Reason, Scope, UnsubscribeLink
 
 logger = logging.getLogger(__name__)
 
-SALT = "recipients.unsubscribe"
 # The one-click POST carries one short field; anything much larger is not one.
 MAX_BODY = 1024
 
 
 def token_for(address):
-    return signing.dumps(address.lower(), key=settings.UNSUBSCRIBE_SECRET, salt=SALT)
+    """The address's token: the same for every mail to it, made with its first bulk mail."""
+    address = address.strip().lower()
+    try:
+        with transaction.atomic():
+            link, _ = UnsubscribeLink.objects.get_or_create(address=address)
+    except IntegrityError:  # another worker made it just now
+        link = UnsubscribeLink.objects.get(address=address)
+    return link.token
 
 
 def address_in(token):
-    """The address a token names, or None if the token was not made by this site."""
-    try:
-        address = signing.loads(token, key=settings.UNSUBSCRIBE_SECRET, salt=SALT)
-    except signing.BadSignature:
-        return None
-    return address if isinstance(address, str) and "@" in address else None
+    """The address a token stands for, or None if this site did not make it."""
+    link = UnsubscribeLink.objects.filter(token=token).first()
+    return link.address if link else None
+
+
+class OneLine(str):
+    """A header value the mail is written with on one line, however long (RFC 5322 allows 998
+    characters): Python's email package would fold a long URL into an encoded word. It uses
+    the header object protocol of email.policy (a `name` and a `fold` method)."""
+
+    def __new__(cls, name, value):
+        line = super().__new__(cls, value)
+        line.name = name
+        return line
+
+    def __getnewargs__(self):  # copies and pickles keep the name
+        return self.name, str(self)
+
+    def fold(self, *, policy):
+        return f"{self.name}: {self}{policy.linesep}"
 
 
 def add_headers(email, message):
@@ -63,8 +85,11 @@ def add_headers(email, message):
     if settings.UNSUBSCRIBE_MAILTO:
         subject = quote(f"unsubscribe {address}")
         targets.append(f"<mailto:{settings.UNSUBSCRIBE_MAILTO}?subject={subject}>")
-    message.extra_headers["List-Unsubscribe"] = ", ".join(targets)
-    message.extra_headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    for name, value in (
+        ("List-Unsubscribe", ", ".join(targets)),
+        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+    ):
+        message.extra_headers[name] = OneLine(name, value)
 
 
 @csrf_exempt  # mail programs post without a form of ours; the token is the proof

@@ -10,13 +10,16 @@ status a service understands and a sentence a person does, and writes nothing:
          posts again later
     401  no credentials (Amazon SNS sends them only after this challenge)
     403  the wrong credentials, or a signature that does not verify
-    400  a body that is not JSON
+    400  a body that is not JSON, or JSON the service's view cannot read (`[]`, `"x"`, `1`)
 
 For Amazon SES, whose events come through Amazon SNS, anymail verifies no signature; the
-guard verifies SNS's own (`sns_signature_ok`).
+guard verifies SNS's own (`sns_signature_ok`), and takes only the topics listed in
+AWS_SNS_TOPIC_ARNS (403 for another, 503 while the list is empty): anybody can make a topic
+SNS signs.
 """
 
 import base64
+import contextlib
 import functools
 import json
 import logging
@@ -24,7 +27,11 @@ import re
 import urllib.request
 
 from anymail import urls as anymail_urls
-from anymail.exceptions import AnymailConfigurationError, AnymailWebhookValidationFailure
+from anymail.exceptions import (
+    AnymailAPIError,
+    AnymailConfigurationError,
+    AnymailWebhookValidationFailure,
+)
 from anymail.utils import get_request_basic_auth
 from anymail.webhooks.amazon_ses import AmazonSESTrackingWebhookView
 from cryptography import x509
@@ -63,6 +70,8 @@ def guarded(view):
             return refusal
         try:
             return view(request, *args, **kwargs)
+        except UnreadableBody as error:
+            return refuse(400, f"the body is not what the service posts: {error}")
         except AnymailWebhookValidationFailure as failure:
             return refuse(403, str(failure))
         except AnymailConfigurationError as error:
@@ -91,9 +100,47 @@ def check(request, view_class):
         posted = json.loads(request.body)
     except (ValueError, UnicodeDecodeError):
         return refuse(400, "the body is not JSON")
-    if issubclass(view_class, AmazonSESTrackingWebhookView) and not sns_signature_ok(posted):
-        return refuse(403, "the Amazon SNS signature does not verify")
+    if issubclass(view_class, AmazonSESTrackingWebhookView):
+        if not sns_signature_ok(posted):
+            return refuse(403, "the Amazon SNS signature does not verify")
+        if not settings.AWS_SNS_TOPIC_ARNS:
+            return refuse(503, "the site has no AWS_SNS_TOPIC_ARNS: its SES webhook is closed")
+        topic = posted.get("TopicArn")
+        if topic not in settings.AWS_SNS_TOPIC_ARNS:
+            return refuse(403, f"the SNS topic {topic} is not in AWS_SNS_TOPIC_ARNS")
     return None
+
+
+class UnreadableBody(Exception):
+    """JSON of a shape the service's view cannot read."""
+
+
+@contextlib.contextmanager
+def readable_body():
+    try:
+        yield
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError, AnymailAPIError) as error:
+        raise UnreadableBody(f"{type(error).__name__}: {error}") from error
+
+
+class ReadsWhatItCan:
+    """Over anymail's view: a body it cannot check or parse is an UnreadableBody (400), not
+    a server error the service would post again for days. Errors in recording the events
+    (after parsing) stay server errors."""
+
+    def validate_request(self, request):
+        with readable_body():
+            super().validate_request(request)
+
+    def parse_events(self, request):
+        with readable_body():
+            return super().parse_events(request)
+
+
+def readable(view):
+    """anymail's view function, its class under ReadsWhatItCan."""
+    view_class = type(view.view_class.__name__, (ReadsWhatItCan, view.view_class), {})
+    return view_class.as_view(**view.view_initkwargs)
 
 
 # What SNS signs, by message type: these fields, in this order, those present.
@@ -151,7 +198,7 @@ def sns_certificate(url):
 # anymail's tracking webhook URLs for the services of config/transport.py.
 TRACKING = {f"{service}_tracking_webhook" for service in KEYS}
 patterns = [
-    path(str(pattern.pattern), guarded(pattern.callback), name=pattern.name)
+    path(str(pattern.pattern), guarded(readable(pattern.callback)), name=pattern.name)
     for pattern in anymail_urls.urlpatterns
     if pattern.name in TRACKING
 ]
