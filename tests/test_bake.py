@@ -27,7 +27,7 @@ ANSWERS = {
         "email_service": "postmark",
     },
     "the longest names, a slug after tests": {
-        "project_name": "Zoë's Überlange Versandabteilung für Rechnungen, Mahnungen und Newsletter GmbH",
+        "project_name": "Zoë's Überlange Versandabteilung für Rechnungen, Mahnungen und Newsletter — GmbH",  # 80
         "project_slug": "zz_versand_" + "x" * 49,
         "description": "Mails für alle \N{EN DASH} with an en dash, ✉ and 'quotes'",
         "author_name": "Zoë O'Brien-Łukasiewicz",
