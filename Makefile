@@ -25,7 +25,10 @@ install:
 demo: install
 	$(BIN)/python scripts/demo.py
 
+# scripts/test-needs starts or installs what the tests need, or names what is missing;
+# SKIP=containers,chromium (see the script) leaves tests out by name.
 test: install lint
+	scripts/test-needs
 	$(BIN)/pytest
 
 # Needs RabbitMQ and PostgreSQL on this machine (see scripts/bench/bench.py).

@@ -292,7 +292,9 @@ def sdist():
         )
         found = list(CACHE.glob(f"django_post_office-{PIN}.tar.gz"))
         if result.returncode or not found:
-            cannot_run(f"cannot download django-post-office {PIN} from PyPI:\n{result.stderr[-2000:]}")
+            cannot_run(
+                f"cannot download django-post-office {PIN} from PyPI:\n{result.stderr[-2000:]}", "network"
+            )
     return found[0]
 
 
