@@ -46,3 +46,21 @@ def test_bench_readme_rewrites_only_the_benchmark_block(bench_report, monkeypatc
     rewritten = bench_report.with_tables(readme, results)
 
     assert rewritten == before + 'the tables of {"stand-in": true}' + after
+
+
+def test_the_stage_table_keeps_each_stage_s_samples_apart(bench_report, tmp_path):
+    """py-spy's raw stacks, sorted into stages: the report's figures are the samples' own."""
+    worker = "acme_mail/delivery/worker.py"
+    raw = tmp_path / "raw.txt"
+    raw.write_text(
+        f"thread (0x1);run (celery/app/trace.py:1);deliver ({worker}:89);send ({worker}:120) 50\n"
+        f"thread (0x1);run (celery/app/trace.py:1);deliver ({worker}:99);sent (x/state.py:1) 43\n"
+        f"thread (0x1);run (celery/app/trace.py:1);deliver ({worker}:68);take (x/state.py:1) 7\n"
+    )
+    stages = sys.modules["cpu_profile"].stages(raw)
+    profile = [{"variant": "site", "stages": stages, "worker_cpu_ms_per_mail": 4.0, "rate": 200}]
+
+    table = bench_report.stage_table(profile).splitlines()
+
+    assert stages == {"take (state.take)": 0.07, "SMTP": 0.5, "status writes": 0.43}
+    assert [line.split("  ")[-1].strip() for line in table[2:5]] == ["0.28 (7%)", "2.00 (50%)", "1.72 (43%)"]
