@@ -166,17 +166,18 @@ def test_a_broker_that_does_not_answer_is_waited_for_2_s_then_left_alone_for_10_
     costs = mail_path.send("--plain", "32", "--every", "0.5")
 
     hung = mail_path.broker_proxy.hung
+    assert hung, "nothing tried the broker"
     wait_for(lambda: all(closed for _, closed in hung), 5, "the sender's connections to close")
     mail_path.report(
         f"[broker hanging] send_mail ms: max={max(costs):.1f} p50={statistics.median(costs):.2f};"
         f" connections (s after the first, waited s): "
         + ", ".join(f"{opened - hung[0][0]:.1f} ({closed - opened:.1f})" for opened, closed in hung if closed)
     )
-    assert max(costs) < 500, "a request waited for an unresponsive broker"
+    assert max(costs) < 1000, "a request waited for an unresponsive broker"
     assert mail_path.statuses() == {"queued": 32}
     waits = [closed - opened for opened, closed in hung if closed]
     assert waits and max(waits) < 2.5, f"the hand-off waited longer than 2 s for the broker: {waits}"
-    # Connections come in rounds (a publish and its one retry); between rounds 10 s of silence.
+    # Connections come in rounds (a publish may retry once); between rounds 10 s of silence.
     rounds = [[hung[0]]]
     for attempt in hung[1:]:
         if attempt[0] - rounds[-1][-1][1] < 1:
