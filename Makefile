@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PYTHON ?= $(shell for p in python3.13 python3.12 python3 $$(ls -d $$(pyenv root 2>/dev/null)/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -rV); do \
 	$$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$p; break; }; done)
 
-.PHONY: install demo test lint bench screenshots
+.PHONY: install demo test lint bench bench-readme screenshots
 
 # The template's tools and the baked site's requirements; pip skips what is
 # already installed.
@@ -25,13 +25,20 @@ install:
 demo: install
 	$(BIN)/python scripts/demo.py
 
+# scripts/test-needs starts or installs what the tests need, or names what is missing;
+# SKIP=containers,chromium (see the script) leaves tests out by name.
 test: install lint
+	scripts/test-needs
 	$(BIN)/pytest
 
 # Needs RabbitMQ and PostgreSQL on this machine (see scripts/bench/bench.py).
 bench: install
 	$(BIN)/pip install --quiet -r requirements-bench.txt
 	PYTHONPATH=scripts:tests $(BIN)/python scripts/bench/bench.py $(ARGS)
+
+# The README's Benchmark tables, from the run in docs/benchmark-results.json (make bench ARGS=--full).
+bench-readme: install
+	PYTHONPATH=scripts:tests $(BIN)/python scripts/bench/report.py
 
 lint: install
 	$(BIN)/ruff check hooks tests scripts

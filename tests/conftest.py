@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,8 @@ TEMPLATE = Path(__file__).resolve().parents[1]
 SITE_TEMPLATE = TEMPLATE / "{{cookiecutter.__project_dir}}"
 # Scripts the tests run inside a baked site.
 SCRIPTS = TEMPLATE / "tests" / "site"
-FIGURES = TEMPLATE / "build" / "test-figures.txt"
+# Where measured figures gather during a run (another file for a run inside a test).
+FIGURES = Path(os.environ.get("TEST_FIGURES") or TEMPLATE / "build" / "test-figures.txt")
 BIN = Path(sys.executable).parent
 # The container engine and what runs on it (stand-in images, RabbitMQ 4); xdist groups on pytest 9.2.
 pytest_plugins = ["container_fixtures", "xdist_groups"]
@@ -37,13 +39,6 @@ def pytest_sessionstart(session):
     if not hasattr(session.config, "workerinput"):  # the controller, not an xdist worker
         FIGURES.parent.mkdir(exist_ok=True)
         FIGURES.write_text("")
-
-
-def pytest_terminal_summary(terminalreporter):
-    if FIGURES.exists() and (lines := FIGURES.read_text().splitlines()):
-        terminalreporter.section("measured")
-        for line in sorted(lines):
-            terminalreporter.write_line(line)
 
 
 def bake(output_dir, **answers):
@@ -156,23 +151,44 @@ def service_answers(port):
         return False
 
 
-def cannot_run(message):
-    """Skip loudly; under CI=true, fail instead."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    print(f"\n*** SKIPPED: {message} ***", file=sys.stderr)
-    pytest.skip(message)
+# What a test may lack, by the names SKIP takes (scripts/test-needs provides each).
+NEEDS = ("rabbitmq", "postgresql", "root", "containers", "chromium", "network")
+
+
+def cannot_run(message, need):
+    """Fail: the test lacks `need`. It skips only when asked by name (SKIP=need,...), never
+    under CI=true; the run's summary counts the skips and says why."""
+    assert need in NEEDS, need
+    asked = os.environ.get("SKIP", "").split(",")
+    if os.environ.get("CI") == "true" or need not in asked:
+        pytest.fail(f"{message} (scripts/test-needs provides it; or SKIP={need} make test)")
+    pytest.skip(f"SKIP={need}: {message}")
 
 
 def require_service(name, port):
     if not service_answers(port):
-        cannot_run(f"{name} is not reachable on 127.0.0.1:{port}; this test needs it")
+        cannot_run(f"{name} is not reachable on 127.0.0.1:{port}; this test needs it", name.lower())
 
 
 def require_root(why):
     """The few tests that change the machine (users, namespaces, the broker's vhosts) need root."""
     if os.geteuid() != 0:
-        cannot_run(f"this test needs root: {why}")
+        cannot_run(f"this test needs root: {why}", "root")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many tests were skipped, and why (post_office's suite reports its own skips)."""
+    if FIGURES.exists() and (lines := FIGURES.read_text().splitlines()):
+        terminalreporter.section("measured")
+        for line in sorted(lines):
+            terminalreporter.write_line(line)
+    skipped = terminalreporter.stats.get("skipped", [])
+    why = Counter(str(report.longrepr[-1]).removeprefix("Skipped: ") for report in skipped)
+    terminalreporter.section("skipped", yellow=bool(skipped), green=not skipped)
+    for reason, count in why.most_common():
+        terminalreporter.write_line(f"{count} skipped: {reason}")
+    asked = os.environ.get("SKIP") or "nothing"
+    terminalreporter.write_line(f"{len(skipped)} tests skipped (SKIP asked for {asked})")
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ def engine(tmp_path_factory):
 
             found = Podman.start(tmp_path_factory.mktemp("podman"))
     except Unavailable as error:
-        cannot_run(f"containers cannot run: {error}")
+        cannot_run(f"containers cannot run: {error}", "containers")
     yield found
     found.close()
 

@@ -129,7 +129,9 @@ class Podman(Engine):
     @classmethod
     def start(cls, workdir):
         if shutil.which("podman") is None:
-            raise Unavailable("no Docker engine answers and podman is not installed (.ci/run installs it)")
+            raise Unavailable(
+                "no Docker engine answers and podman is not installed (scripts/test-needs installs it)"
+            )
         conf = workdir / "containers.conf"
         conf.write_text(settings())
         engine = cls("podman", env={"CONTAINERS_CONF": str(conf)})

@@ -3,6 +3,7 @@
 import contextlib
 import socket
 import threading
+import time
 
 from catcher import free_port
 
@@ -13,6 +14,8 @@ class TcpProxy:
     `cut()` drops every connection and refuses new ones, like a server that is
     down; `hang()` accepts connections and never answers, like a server behind a
     dead network path; `restore()` accepts and forwards again on the same port.
+    `hung` lists (accepted, closed by the client) monotonic times of each connection
+    that met a hang; closed is None while the client still waits.
     """
 
     def __init__(self, target_port):
@@ -21,6 +24,7 @@ class TcpProxy:
         self.lock = threading.Lock()
         self.connections = []
         self.listener = None
+        self.hung = []
 
     def __enter__(self):
         self.restore()
@@ -63,6 +67,9 @@ class TcpProxy:
             if not forward:
                 with self.lock:
                     self.connections.append(client)
+                    self.hung.append([time.monotonic(), None])
+                    attempt = self.hung[-1]
+                threading.Thread(target=self._until_closed, args=(client, attempt), daemon=True).start()
                 continue
             try:
                 upstream = socket.create_connection(self.target)
@@ -77,6 +84,14 @@ class TcpProxy:
                 self.connections += [client, upstream]
             threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
             threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+
+    @staticmethod
+    def _until_closed(client, attempt):
+        """Read and drop what a client sends to a hung port; note when it gives up."""
+        with contextlib.suppress(OSError):
+            while client.recv(65536):
+                pass
+        attempt[1] = time.monotonic()
 
     @staticmethod
     def _pump(source, sink):

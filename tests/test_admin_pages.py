@@ -18,7 +18,9 @@ WIDTH = 1400
 @pytest.fixture
 def browser():
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        cannot_run("Chromium and ChromeDriver are not installed (Debian: chromium chromium-driver)")
+        cannot_run(
+            "Chromium and ChromeDriver are not installed (Debian: chromium chromium-driver)", "chromium"
+        )
     from selenium import webdriver
 
     options = webdriver.ChromeOptions()

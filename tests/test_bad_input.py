@@ -43,6 +43,19 @@ BAD_ANSWERS = {
     "domain with a path": ({"domain_name": "example.com/mail"}, "domain_name", "no scheme, path"),
     "domain with a space": ({"domain_name": "example .com"}, "domain_name", "space"),
     "unknown time zone": ({"time_zone": "Mars/Olympus"}, "time_zone", "IANA"),
+    # The README's rules for names: each character it names, each length limit, the empty name.
+    "name with a double quote": ({"project_name": 'Acme "Mail"'}, "project_name", "double quote"),
+    "name with a backslash": ({"project_name": "Acme\\Mail"}, "project_name", "backslash"),
+    "name with a dollar": ({"project_name": "Acme $Mail"}, "project_name", "$"),
+    "name with a backtick": ({"project_name": "Acme `Mail`"}, "project_name", "`"),
+    "name of 81 characters": (
+        {"project_name": "M" * 81, "project_slug": "m"},
+        "project_name",
+        "keep it to 80",
+    ),
+    "slug of 61 characters": ({"project_slug": "m" * 61}, "project_slug", "keep it to 60"),
+    "empty name": ({"project_name": "", "project_slug": "acme"}, "project_name", "empty"),
+    "blank name": ({"project_name": "   ", "project_slug": "acme"}, "project_name", "empty"),
 }
 
 

@@ -28,8 +28,8 @@ ANSWERS = {
         "time_zone": "America/Argentina/ComodRivadavia",
         "email_service": "postmark",
     },
-    "the longest names, a slug after tests": {
-        "project_name": "Zoë's Überlange Versandabteilung für Rechnungen, Mahnungen und Newsletter GmbH",
+    "the longest names, a slug after tests": {  # 80 and 60 characters
+        "project_name": "Zoë's Überlange Versandabteilung für Rechnungen, Mahnungen und Newsletter — GmbH",
         "project_slug": "zz_versand_" + "x" * 49,
         "description": "Mails für alle \N{EN DASH} with an en dash, ✉ and 'quotes'",
         "author_name": "Zoë O'Brien-Łukasiewicz",

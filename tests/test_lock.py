@@ -69,6 +69,6 @@ def test_locking_again_changes_nothing(tmp_path):
             text=True,
         )
         if result.returncode and "error sending request" in result.stderr:
-            cannot_run(f"uv could not reach the package index: {result.stderr.strip()}")
+            cannot_run(f"uv could not reach the package index: {result.stderr.strip()}", "network")
         assert result.returncode == 0, result.stderr
         assert (tmp_path / lock).read_text() == (SITE_TEMPLATE / lock).read_text(), f"{lock} is stale"

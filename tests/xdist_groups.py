@@ -17,5 +17,12 @@ def pytest_collection_modifyitems(config, items):
             }
         )
         suffix = "@" + "_".join(groups)
-        if groups and not item.nodeid.endswith(suffix) and hasattr(item, "_id"):
+        if groups and not item.nodeid.endswith(suffix):
+            if not hasattr(item, "_id"):
+                raise pytest.UsageError(
+                    "xdist_groups: this pytest keeps no item._id, so the xdist groups cannot be kept "
+                    "on one worker; update tests/xdist_groups.py for it"
+                )
             item._id = type(item._id).parse(item.nodeid + suffix)
+            if not item.nodeid.endswith(suffix):
+                raise pytest.UsageError(f"xdist_groups: {item.nodeid} did not take its group {suffix}")

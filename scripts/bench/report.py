@@ -1,6 +1,18 @@
-"""The benchmark's verdicts, tables and chart, from the figures in results.json."""
+"""The benchmark's verdicts, tables and chart, from the figures in results.json; run as a
+script (`make bench-readme`), it writes the README's Benchmark block from the committed run."""
+
+import json
+import re
+import sys
+from pathlib import Path
 
 from scenarios import BEFORE
+
+TEMPLATE = Path(__file__).resolve().parents[2]
+README = TEMPLATE / "README.md"
+# The data of the run the README shows: `make bench ARGS=--full` writes it.
+RESULTS = TEMPLATE / "docs" / "benchmark-results.json"
+BLOCK = re.compile(r"(<!-- benchmark:[^\n]*-->\n```\n)(.*?)(\n```\n<!-- /benchmark -->)", re.DOTALL)
 
 VARIANT_NAMES = {
     "sync": "synchronous SMTP in the request",
@@ -362,3 +374,29 @@ def chart(results, path):
     figure.suptitle(f"{results['machine']['cores']} cores, {results['machine']['cpu']}", fontsize=9)
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def readme_block(readme_text):
+    """The tables the README shows, as written there."""
+    found = BLOCK.search(readme_text)
+    if not found:
+        raise SystemExit("README.md has no <!-- benchmark: --> block")
+    return found[2]
+
+
+def with_tables(readme_text, results):
+    """The README with its Benchmark block rewritten from `results`."""
+    readme_block(readme_text)  # it has one
+    return BLOCK.sub(lambda found: found[1] + tables(results) + found[3], readme_text, count=1)
+
+
+def main():
+    if not RESULTS.exists():
+        sys.exit(f"No {RESULTS.relative_to(TEMPLATE)}: run `make bench ARGS=--full` first.")
+    results = json.loads(RESULTS.read_text())
+    README.write_text(with_tables(README.read_text(), results))
+    print(f"README.md: the Benchmark block rewritten from {RESULTS.relative_to(TEMPLATE)}.")
+
+
+if __name__ == "__main__":
+    main()

@@ -34,6 +34,7 @@ parser.add_argument("--priority")
 parser.add_argument("--scheduled-in", type=float)
 parser.add_argument("--expires-in", type=float)
 parser.add_argument("--tag", default="", help="added to every subject")
+parser.add_argument("--every", type=float, default=0, help="seconds between two sends")
 args = parser.parse_args()
 
 
@@ -120,4 +121,5 @@ for send, count in (
         started = time.perf_counter()
         send(n)
         costs.append((time.perf_counter() - started) * 1000)
+        time.sleep(args.every)
 print(json.dumps(costs))

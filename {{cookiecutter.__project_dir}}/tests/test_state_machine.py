@@ -16,7 +16,8 @@ time.monotonic, so every reading of the mail path moves together, post_office's 
 included. (Moving the `due` timestamps instead would leave `created`, which the give-up age
 counts from, and the scheduled and expiry times behind.)
 
-The runs are derandomized: every run tries the same examples. On PostgreSQL when
+The examples come from a seed that changes every day (STATE_MACHINE_SEED to give one), so
+each day's runs try other sequences; a failure says its seed. On PostgreSQL when
 DATABASE_URL names one.
 """
 
@@ -40,7 +41,7 @@ from django.db import connection, transaction
 from django.test import RequestFactory
 from django.utils import timezone
 from djcelery_email.tasks import send_emails
-from hypothesis import HealthCheck
+from hypothesis import HealthCheck, seed
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -67,11 +68,12 @@ RUNS = hypothesis_settings(
     # Fewer with STATE_MACHINE_EXAMPLES, for a quick look.
     max_examples=int(os.environ.get("STATE_MACHINE_EXAMPLES", 200)),
     stateful_step_count=40,
-    derandomize=True,
     database=None,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+# Today's date as YYYYMMDD, unless given: reruns on one day repeat its examples.
+SEED = int(os.environ.get("STATE_MACHINE_SEED") or datetime.now(UTC).strftime("%Y%m%d"))
 START = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
 MAX_MAILS = 8
 TO = ["ada@example.com", "bob@example.com"]
@@ -166,6 +168,7 @@ class Mail:
     sending_until: datetime | None = None  # a dead worker's mail is rescued after this
     accepted: int = 0  # how often the server has accepted it
     may_repeat: int = 0  # acceptances past the first that a crash or a Resend allow
+    died_after_acceptance: bool = False  # a worker died after the server accepted it
     refused: dict = field(default_factory=dict)
     why_failed: str = ""
 
@@ -394,10 +397,16 @@ class MailPath(RuleBasedStateMachine):
 
     def teardown(self):
         if sys.exc_info()[0] is None:  # a step failed already: let its error stand
-            STATS.update(row["delivery__state"] for row in self.recover().values())
+            final = self.recover()
+            STATS.update(row["delivery__state"] for row in final.values())
             self.check()
             received = Counter(message.subject for message in mail.outbox)
             STATS["delivered twice"] += sum(count > 1 for count in received.values())
+            STATS["delivered again after a death"] += sum(
+                received[row["subject"]] > 1
+                for pk, row in final.items()
+                if self.mails[pk].died_after_acceptance
+            )
 
     # --- The model -----------------------------------------------------------------------
 
@@ -421,6 +430,7 @@ class MailPath(RuleBasedStateMachine):
             if answer == "the worker dies after the server accepted":
                 model.accepted += 1
                 model.may_repeat += 1
+                model.died_after_acceptance = True
             return False
         return True
 
@@ -523,7 +533,10 @@ def test_the_mail_path_keeps_its_promises_whatever_happens(monkeypatch, settings
 
     logging.disable(logging.CRITICAL)  # the path logs every failure it meets, on purpose
     try:
-        run_state_machine_as_test(MailPath, settings=RUNS)
+        run_state_machine_as_test(seed(SEED)(MailPath), settings=RUNS)
+    except BaseException as error:
+        error.add_note(f"mail state machine: seed {SEED}; again with STATE_MACHINE_SEED={SEED}")
+        raise
     finally:
         logging.disable(logging.NOTSET)
 
@@ -535,6 +548,15 @@ def test_the_mail_path_keeps_its_promises_whatever_happens(monkeypatch, settings
             f"\nmail state machine: {STATS['examples']} examples, {steps} steps, "
             f"{mails} mails ({STATS['sent']} sent, {STATS['failed']} failed, "
             f"{STATS['expired']} expired), {STATS['worker deaths']} worker deaths, "
-            f"{STATS['delivered twice']} mails delivered twice, "
-            f"{seconds:.0f} s on {connection.vendor}"
+            f"{STATS['delivered twice']} mails delivered twice "
+            f"({STATS['delivered again after a death']} after a worker's death), "
+            f"seed {SEED}, {seconds:.0f} s on {connection.vendor}"
         )
+    # What the run claims to have tried, it tried: most examples ran long, workers died,
+    # and a death after the server's answer sent a mail again.
+    examples = RUNS.max_examples
+    assert STATS["examples"] >= examples // 2, f"seed {SEED}: {STATS['examples']} examples ran"
+    assert steps >= examples * RUNS.stateful_step_count // 4, f"seed {SEED}: {steps} steps"
+    if examples >= 100:  # the full run; fewer for a quick look may meet no death
+        assert STATS["worker deaths"] >= examples // 20, f"seed {SEED}: {STATS}"
+        assert STATS["delivered again after a death"] >= 1, f"seed {SEED}: {STATS}"

@@ -5,6 +5,7 @@ anymail checks the webhook secret (HTTP basic auth, ANYMAIL_WEBHOOK_SECRET) and,
 service signs its posts, the signature (Mailgun, SendGrid). The guard answers first, with a
 status a service understands and a sentence a person does, and writes nothing:
 
+    411  a body without Content-Length (chunked): its size could not be checked first
     413  a body larger than WEBHOOK_MAX_BYTES
     503  the site has no webhook secret (or the service's signing key): closed, the service
          posts again later
@@ -82,6 +83,8 @@ def guarded(view):
 
 def check(request, view_class):
     """The refusal for a post that must not reach anymail's view, or None."""
+    if "content-length" not in request.headers and "transfer-encoding" in request.headers:
+        return refuse(411, "a body without a Content-Length header is not taken")
     try:
         length = int(request.headers.get("content-length") or 0)
     except ValueError:
