@@ -52,15 +52,24 @@ class MailCollector:
 def unsent():
     family = GaugeMetricFamily(
         "mail_unsent",
-        "Mails not sent yet, by state and the fault of their last attempt.",
+        "Mails not sent yet, by state; retrying ones by the fault of their last attempt.",
         labels=["state", "fault", *PER_LANE],
     )
-    labels = ("state", "fault", *PER_LANE)
-    rows = Delivery.objects.filter(state__in=UNSENT).values(*labels).annotate(mails=Count("pk"))
-    counted = {tuple(row[name] for name in labels): row["mails"] for row in rows.order_by()}
-    # Every state and fault, also at 0, so that graphs do not break off.
-    for state, fault, *lane in itertools.product(UNSENT, Fault, *map(lane_values, PER_LANE)):
-        counted.setdefault((state.value, fault.value, *lane), 0)
+    # By state from the index on (state, due) alone; the fault read for retrying mails only.
+    by_state = ("state", *PER_LANE)
+    states = Delivery.objects.filter(state__in=UNSENT).exclude(state=State.RETRYING)
+    retrying = Delivery.objects.filter(state=State.RETRYING)
+    counted = {}
+    for rows, labels in ((states, by_state), (retrying, ("state", "fault", *PER_LANE))):
+        for row in rows.values(*labels).annotate(mails=Count("*")).order_by():
+            series = (row["state"], row.get("fault", ""), *(row[name] for name in PER_LANE))
+            counted[series] = row["mails"]
+    # Every state (and fault of a retrying mail), also at 0, so that graphs do not break off.
+    lanes = list(itertools.product(*map(lane_values, PER_LANE)))
+    for state, lane in itertools.product(UNSENT, lanes):
+        faults = Fault if state == State.RETRYING else [Fault.NONE]
+        for fault in faults:
+            counted.setdefault((state.value, fault.value, *lane), 0)
     for series, mails in sorted(counted.items()):
         family.add_metric(series, mails)
     return family
@@ -78,7 +87,11 @@ def oldest_waiting(now):
     )
     waiting = Q(state__in=WAITING) | Q(state=State.SCHEDULED, due__lte=now)
     since = Min(Coalesce("email__scheduled_time", "email__created"))
-    rows = Delivery.objects.filter(waiting).values(*PER_LANE).annotate(since=since).order_by()
+    mails = Delivery.objects.filter(waiting)
+    if PER_LANE:
+        rows = mails.values(*PER_LANE).annotate(since=since).order_by()
+    else:
+        rows = [mails.aggregate(since=since)]
     oldest = {tuple(row[name] for name in PER_LANE): row["since"] for row in rows}
     for lane in itertools.product(*map(lane_values, PER_LANE)):
         oldest.setdefault(lane, None)  # nothing waits: 0
