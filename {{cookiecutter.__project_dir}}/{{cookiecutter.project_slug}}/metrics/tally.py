@@ -46,7 +46,10 @@ def attempt(email):
     try:
         yield
     finally:
-        count_outcome(email)
+        try:
+            count_outcome(email)
+        except Exception:  # counting never stands in the way of the mail, or of its error
+            logger.warning("Attempt on mail %s not counted for /metrics", email.pk, exc_info=True)
 
 
 def count_outcome(email):
