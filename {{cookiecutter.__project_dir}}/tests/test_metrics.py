@@ -226,3 +226,16 @@ def test_a_scrape_costs_the_same_few_queries_however_many_mails(client, send):
         send(f"{number}@example.com")
     assert queries() == few
     assert few <= 12
+
+
+def test_the_rate_limit_and_quota_are_exported_only_where_they_are_set():
+    standing = {"limit": 14, "rate": 13.5, "quota": 50_000, "quota_used": 1200, "paused": None}
+    exported = {family.name: family.samples[0].value for family in collector.limits(standing)}
+    assert exported == {
+        "mail_rate_limit_per_second": 14,
+        "mail_rate_in_use_per_second": 13.5,
+        "mail_daily_quota": 50_000,
+        "mail_daily_quota_used": 1200,
+    }
+    unset = {"limit": None, "rate": None, "quota": 0, "quota_used": 0}
+    assert [family.name for family in collector.limits(unset)] == ["mail_daily_quota_used"]

@@ -205,12 +205,15 @@ def workers_consuming(now):
 
 
 def limits(standing):
-    """The rate limit and the daily quota in force, and how much of each is used."""
+    """The rate limit and the daily quota in force, and how much of each is used, from
+    delivery.pace.standing(); each only where it is set."""
     for name, key, documentation in (
         ("mail_rate_limit_per_second", "limit", "Mails a second the site may send."),
-        ("mail_rate_in_use_per_second", "in_use", "Mails a second the site sends now."),
-        ("mail_daily_quota", "quota", "Mails the provider takes in 24 hours."),
+        ("mail_rate_in_use_per_second", "rate", "Mails a second the site paces itself to now."),
+        ("mail_daily_quota", "quota", "Mails the provider takes in 24 hours (MAIL_DAILY_QUOTA)."),
         ("mail_daily_quota_used", "quota_used", "Mails sent in the last 24 hours."),
     ):
-        if standing.get(key) is not None:
-            yield GaugeMetricFamily(name, documentation, value=standing[key])
+        value = standing.get(key)
+        if value is None or (key == "quota" and not value):  # a quota of 0: none
+            continue
+        yield GaugeMetricFamily(name, documentation, value=value)
