@@ -72,8 +72,13 @@ def test_prometheus_reads_the_sites_metrics_with_the_token_and_rabbitmqs(monitor
 
     wait_for(every_target_up, 90, "Prometheus scraping the site and RabbitMQ (two scrapes of 15 s)")
     queue = env_file(monitored.site)["MAIL_QUEUE"]
-    consumers = monitored.query(f'sum(rabbitmq_detailed_queue_consumers{{queue="{queue}"}})')
-    assert float(consumers[0]["value"][1]) >= 1, "the worker consumes the site's queue"
+
+    def consumed():
+        consumers = monitored.query(f'sum(rabbitmq_detailed_queue_consumers{{queue="{queue}"}})')
+        return consumers and float(consumers[0]["value"][1]) >= 1
+
+    # The first scrapes may come before the worker declared its queue.
+    wait_for(consumed, 60, f"RabbitMQ's metrics to show a consumer of the queue {queue}")
 
 
 def test_a_promql_query_returns_the_mails_the_test_sent(monitored):
