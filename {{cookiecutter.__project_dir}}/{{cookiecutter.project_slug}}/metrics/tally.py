@@ -106,10 +106,6 @@ def flush():
             _pending.update(counts)
 
 
-# A process that stops on its own writes its last counts.
-atexit.register(flush)
-
-
 def beat():
     if _worker:
         Heartbeat.objects.update_or_create(worker=_worker, defaults={"seen": timezone.now()})
@@ -135,6 +131,7 @@ def start(sender=None, **kwargs):
     if _flusher is None:
         _flusher = threading.Thread(target=run, name="metrics-tally", daemon=True)
         _flusher.start()
+        atexit.register(flush)  # a worker stopped without Celery's shutdown signal
 
 
 def stop(**kwargs):
