@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "djcelery_email",
     "{{ cookiecutter.project_slug }}.recipients",
     "{{ cookiecutter.project_slug }}.welcome",
+    "{{ cookiecutter.project_slug }}.metrics",
 ]
 
 MIDDLEWARE = [
@@ -109,8 +110,8 @@ MEDIA_URL = "media/"
 # Behind a proxy that terminates TLS and sets X-Forwarded-Proto.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
-# Health checks (config/health.py) ask over plain HTTP from inside the network.
-SECURE_REDIRECT_EXEMPT = [r"^healthz(/mail)?$"]
+# Health checks (config/health.py) and Prometheus ask over plain HTTP from inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz(/mail)?$", r"^metrics$"]
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 # HSTS: start short, raise it once HTTPS works everywhere. Subdomains and the browsers'

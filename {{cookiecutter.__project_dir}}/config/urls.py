@@ -10,4 +10,5 @@ urlpatterns = [
     path("healthz/mail", mail_health, name="mail-health"),
     # The email services' webhooks (/anymail/...) and one-click unsubscribe.
     path("", include(f"{settings.SITE_PACKAGE}.recipients.urls")),
+    path("", include(f"{settings.SITE_PACKAGE}.metrics.urls")),  # /metrics, for Prometheus
 ]

@@ -16,6 +16,7 @@ from celery import current_task
 from django.core.exceptions import ImproperlyConfigured
 from django.core.mail.backends.base import BaseEmailBackend
 
+from ..metrics import tally
 from ..recipients import suppression, unsubscribe
 from . import connections, state
 from .models import Fault
@@ -69,6 +70,10 @@ class DeliverBackend(BaseEmailBackend):
         if email is None:
             skipped(email_id, message_id, read)
             return False
+        with tally.attempt(email):  # counted for /metrics by its outcome
+            return self.send_taken(email_id, email)
+
+    def send_taken(self, email_id, email):
         try:
             message = outgoing(email)
         except Exception as error:
