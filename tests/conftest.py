@@ -152,7 +152,7 @@ def service_answers(port):
 
 
 # What a test may lack, by the names SKIP takes (scripts/test-needs provides each).
-NEEDS = ("rabbitmq", "postgresql", "root", "containers", "chromium", "network")
+NEEDS = ("rabbitmq", "postgresql", "root", "containers", "chromium", "network", "prometheus")
 
 
 def cannot_run(message, need):

@@ -32,7 +32,7 @@ def promtool():
     """Debian's `prometheus` package has it (apt-get install prometheus)."""
     found = shutil.which("promtool")
     if found is None:
-        cannot_run("promtool is missing: apt-get install prometheus")
+        cannot_run("promtool is missing: apt-get install prometheus", "prometheus")
     return found
 
 
