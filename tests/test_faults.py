@@ -208,7 +208,8 @@ def test_a_worker_killed_mid_delivery_loses_nothing(mail_path):
 
 def test_two_sweepers_and_two_workers_on_two_hosts_send_each_mail_once(mail_path):
     """The site's sweeper takes no file lock: rows are claimed in the shared database.
-    The workers have their own node names and share the one queue."""
+    Released at the same moment, each sweeper hands out part of the backlog and no mail is
+    handed out twice. The workers have their own node names and share the one queue."""
     mail_path.broker_proxy.cut()
     mail_path.send("--plain", "1000")  # left in the database for the sweepers
     mail_path.broker_proxy.restore()
