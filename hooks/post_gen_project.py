@@ -10,8 +10,10 @@ SECRETS = {
     "RABBITMQ_PASSWORD": lambda: secrets.token_urlsafe(24),
     "RABBITMQ_ERLANG_COOKIE": lambda: secrets.token_hex(32),  # Erlang takes letters and digits
     "POSTGRES_PASSWORD": lambda: secrets.token_urlsafe(24),
+    "POSTGRES_SITE_PASSWORD": lambda: secrets.token_urlsafe(24),
     "FLOWER_PASSWORD": lambda: secrets.token_urlsafe(24),
     "GRAFANA_PASSWORD": lambda: secrets.token_urlsafe(24),
+    "RABBITMQ_FLOWER_PASSWORD": lambda: secrets.token_urlsafe(24),
     "HEALTH_TOKEN": lambda: secrets.token_urlsafe(24),
     # HTTP basic auth of the email services' webhooks: "user:password".
     "ANYMAIL_WEBHOOK_SECRET": lambda: f"webhook-{secrets.token_hex(4)}:{secrets.token_urlsafe(24)}",

@@ -14,6 +14,22 @@ from deployment import COMPOSE, env_file
 
 PORTS = ("WEB_PORT", "RABBITMQ_UI_PORT", "MAILPIT_UI_PORT", "FLOWER_UI_PORT")
 
+SITE_PROCESSES = {"migrate", "web", "worker", "sweeper"}
+# Which service's environment may hold each secret of .env (SECURITY.md has the same table).
+# RabbitMQ holds its users' passwords in its definitions file, not in its environment.
+MAY_HOLD = {
+    "DJANGO_SECRET_KEY": SITE_PROCESSES,
+    "HEALTH_TOKEN": SITE_PROCESSES,
+    "ANYMAIL_WEBHOOK_SECRET": SITE_PROCESSES,
+    "UNSUBSCRIBE_SECRET": SITE_PROCESSES,
+    "RABBITMQ_PASSWORD": SITE_PROCESSES,
+    "POSTGRES_SITE_PASSWORD": SITE_PROCESSES | {"postgres"},
+    "POSTGRES_PASSWORD": {"postgres"},
+    "RABBITMQ_FLOWER_PASSWORD": {"flower"},
+    "FLOWER_PASSWORD": {"flower"},
+    "RABBITMQ_ERLANG_COOKIE": set(),  # the nodes of compose.cluster.yaml only
+}
+
 
 class ComposeSite:
     """A baked site's compose project on the test's engine, with host ports of its own."""
@@ -34,20 +50,32 @@ class ComposeSite:
     def exec(self, service, *command, check=True):
         return self.compose("exec", "-T", service, *command, check=check)
 
-    def up(self, *services):
-        result = self.compose("up", "--detach", "--wait", "--wait-timeout", "240", *services, check=False)
+    def up(self, *services, profile=None):
+        options = ["--profile", profile] if profile else []
+        result = self.compose(
+            *options, "up", "--detach", "--wait", "--wait-timeout", "240", *services, check=False
+        )
         if result.returncode:
             logs = self.compose("logs", "--tail", "25", check=False).stdout
             states = {name: (state["State"], state["Health"]) for name, state in self.states().items()}
             pytest.fail(f"`compose up --wait` failed:\n{result.stderr[-2000:]}\n{states}\n{logs[-6000:]}")
 
-    def states(self):
+    def states(self, profile=None):
         """{service: its container's state} as `compose ps -a` reports them."""
-        lines = self.compose("ps", "--all", "--format", "json").stdout.splitlines()
+        options = ["--profile", profile] if profile else []
+        lines = self.compose(*options, "ps", "--all", "--format", "json").stdout.splitlines()
         return {entry["Service"]: entry for entry in map(json.loads, lines)}
 
     def container(self, service):
         return self.engine.inspect(self.compose("ps", "--all", "--quiet", service).stdout.strip())
+
+    def holders(self, secret, profile=None):
+        """The services whose containers have `secret` anywhere in their environment."""
+        return {
+            service
+            for service, state in self.states(profile).items()
+            if any(secret in line for line in self.engine.inspect(state["ID"])["Config"]["Env"])
+        }
 
     def get(self, port_name, path):
         with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[port_name]}{path}", timeout=10) as answer:

@@ -3,13 +3,14 @@ compose.yaml with compose.override.yaml unmodified (only their host port variabl
 the engine of containers.py with the stand-in images of stand_ins.py (RabbitMQ 4.0, Debian's
 PostgreSQL 17 and Python 3.13, a Mailpit look-alike)."""
 
+import json
 import os
 import re
 import signal
 from pathlib import Path
 
 import pytest
-from compose_site import ComposeSite, brought_up
+from compose_site import MAY_HOLD, ComposeSite, brought_up
 from conftest import bake, get_json, wait_for
 from containers import CONTAINERS
 from deployment import env_file
@@ -41,6 +42,47 @@ def test_up_wait_brings_every_service_up_healthy_after_migrate_as_the_images_use
         # The user and its group have names, and the media volume is theirs to write.
         names = stack.exec(service, "sh", "-c", "id -un && id -gn && touch /app/media/.written").stdout
         assert names.split() == ["site", "site"], service
+
+
+def test_each_service_holds_only_its_own_secrets_and_no_site_process_is_an_administrator(stack):
+    env = env_file(stack.site)
+    secrets = {name for name in env if name.endswith(("_PASSWORD", "_SECRET", "_KEY", "_TOKEN", "_COOKIE"))}
+    assert secrets <= set(MAY_HOLD)
+    stack.up("flower", profile="monitoring")
+    try:
+        assert {name: stack.holders(env[name], profile="monitoring") for name in MAY_HOLD} == MAY_HOLD
+        # Flower's own broker user reaches the workers, and the management API's queue list.
+        ping = ["celery", "-A", "config", "inspect", "ping", "--timeout", "10"]
+        assert stack.exec("flower", *ping, check=False).returncode == 0
+        queues = "import os, urllib.request as u; u.urlopen(os.environ['FLOWER_BROKER_API'] + 'queues')"
+        assert stack.exec("flower", "python", "-c", queues, check=False).returncode == 0
+    finally:
+        stack.compose("--profile", "monitoring", "rm", "--stop", "--force", "flower", check=False)
+
+    # The site reaches PostgreSQL as a role that owns its database and tables, and nothing more.
+    who = (
+        "from django.db import connection; cursor = connection.cursor(); "
+        "cursor.execute('SELECT current_user'); print(cursor.fetchone()[0])"
+    )
+    role = stack.exec("web", "python", "manage.py", "shell", "--no-imports", "-c", who).stdout.strip()
+    assert role == env["POSTGRES_SITE_USER"]
+
+    def sql(query, database="postgres"):
+        return stack.exec("postgres", "psql", "-U", "postgres", "-d", database, "-tAc", query).stdout.split()
+
+    powers = "rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls"
+    assert sql(f"SELECT {powers} FROM pg_roles WHERE rolname = '{role}'") == ["f|f|f|f|f"]
+    assert sql(f"SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{role}'") == [role]
+    assert sql("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'", role) == [role]
+
+    # RabbitMQ has no administrator, and each user reaches the site's virtual host only.
+    listed = json.loads(stack.exec("rabbitmq", "rabbitmqctl", "-q", "list_users", "--formatter=json").stdout)
+    site_user = env["RABBITMQ_USER"]
+    assert {user["user"]: user["tags"] for user in listed} == {site_user: [], "flower": ["management"]}
+    for user in (site_user, "flower"):
+        command = ["rabbitmqctl", "-q", "list_user_permissions", user, "--formatter=json"]
+        permissions = json.loads(stack.exec("rabbitmq", *command).stdout)
+        assert [entry["vhost"] for entry in permissions] == [site_user], user
 
 
 def test_both_health_checks_answer_200_through_the_published_port(stack):

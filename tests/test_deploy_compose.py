@@ -15,10 +15,13 @@ from pathlib import Path
 
 import pytest
 from catcher import free_port
+from compose_site import MAY_HOLD
 from conftest import BIN, bake, require_root, service_answers, wait_for
 from deployment import COMPOSE, SITE_USER, env_file
 
-APP_SERVICES = {"migrate", "web", "worker", "sweeper", "flower"}
+SITE_SERVICES = {"migrate", "web", "worker", "sweeper"}
+APP_SERVICES = SITE_SERVICES | {"flower"}
+NODES = ("rabbitmq", "rabbitmq2", "rabbitmq3")
 
 
 def compose_config(site, *files, profile=None, env=None):
@@ -67,19 +70,15 @@ def test_compose_runs_the_site_on_rabbitmq_and_postgresql_as_the_readme_says(bak
     # Healthy once the broker app runs and listens: `ping` also answers while the app is stopped.
     checks = "rabbitmq-diagnostics -q check_running && rabbitmq-diagnostics -q check_port_connectivity"
     assert rabbitmq["healthcheck"]["test"] == ["CMD-SHELL", checks]
-    assert [volume["target"] for volume in rabbitmq["volumes"]] == ["/var/lib/rabbitmq"]
+    assert rabbitmq["volumes"][0]["target"] == "/var/lib/rabbitmq"
     assert rabbitmq["hostname"], "RabbitMQ finds its data by host name"
-    assert rabbitmq["environment"]["RABBITMQ_DEFAULT_USER"] == env["RABBITMQ_USER"] == SITE_USER
-    assert rabbitmq["environment"]["RABBITMQ_DEFAULT_PASS"] == env["RABBITMQ_PASSWORD"]
+    assert env["RABBITMQ_USER"] == SITE_USER
     assert "guest" not in json.dumps(production)
     # Over TCP: the official image's first-boot server answers on its Unix socket only.
-    assert services["postgres"]["healthcheck"]["test"] == [
-        "CMD-SHELL",
-        f"pg_isready -h 127.0.0.1 -U {SITE_USER}",
-    ]
+    assert services["postgres"]["healthcheck"]["test"] == ["CMD-SHELL", "pg_isready -h 127.0.0.1 -U postgres"]
 
     assert set(services) == {"rabbitmq", "postgres"} | APP_SERVICES
-    for name in APP_SERVICES:
+    for name in SITE_SERVICES:
         service = services[name]
         conditions = {dependency: value["condition"] for dependency, value in service["depends_on"].items()}
         assert conditions.items() >= {"rabbitmq": "service_healthy", "postgres": "service_healthy"}.items()
@@ -88,6 +87,7 @@ def test_compose_runs_the_site_on_rabbitmq_and_postgresql_as_the_readme_says(bak
         assert service["environment"]["DJANGO_DEBUG"] == "false", name
         assert service["environment"]["CELERY_BROKER_URL"].startswith(f"amqp://{SITE_USER}:")
         assert service["environment"]["DATABASE_URL"].startswith(f"postgres://{SITE_USER}:")
+    assert services["flower"]["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
     for name in ("web", "worker", "sweeper"):
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
         assert services[name]["restart"] == "unless-stopped"
@@ -108,6 +108,59 @@ def test_compose_runs_the_site_on_rabbitmq_and_postgresql_as_the_readme_says(bak
         ("web", "127.0.0.1", 8000),
         ("flower", "127.0.0.1", 5555),
     }
+
+
+# Variables of .env and of the site's code that compose gives no site process, and why.
+NOT_FOR_THE_SITE = {
+    "RABBITMQ_ERLANG_COOKIE": "the RabbitMQ nodes' shared secret",
+    "RABBITMQ_FLOWER_PASSWORD": "Flower's broker user",
+    "FLOWER_PASSWORD": "Flower's web UI",
+    "POSTGRES_PASSWORD": "PostgreSQL's superuser",
+    "RABBITMQ_USER": "in CELERY_BROKER_URL",
+    "RABBITMQ_PASSWORD": "in CELERY_BROKER_URL",
+    "POSTGRES_SITE_USER": "in DATABASE_URL",
+    "POSTGRES_SITE_PASSWORD": "in DATABASE_URL",
+    "FILESYSTEM_BROKER_DIR": "compose runs RabbitMQ",
+    "WEB_BIND": "the image sets it",
+}
+
+
+def test_the_site_gets_every_setting_it_reads_and_none_of_the_brokers_or_databases_secrets(baked):
+    config = compose_config(baked, "compose.yaml", "compose.cluster.yaml", profile="monitoring")
+    services, env = config["services"], env_file(baked)
+    code = "\n".join(path.read_text() for path in baked.path.glob("**/*.py") if "tests" not in path.parts)
+    scripts = "\n".join(path.read_text() for path in (baked.path / "deploy" / "bin").iterdir())
+    read = set(re.findall(r"env(?:\.\w+)?\(\s*\"([A-Z][A-Z0-9_]+)\"", code))
+    read |= set(re.findall(r"\$\{([A-Z][A-Z0-9_]+)", scripts))
+    documented = set(re.findall(r"(?m)^(?:# )?([A-Z][A-Z0-9_]+)=", (baked.path / ".env.example").read_text()))
+    assert {"DJANGO_SECRET_KEY", "EMAIL_URL", "WORKER_CONCURRENCY", "AWS_REGION"} <= read | documented
+
+    for name in SITE_SERVICES:
+        assert (read | documented) - set(services[name]["environment"]) == set(NOT_FOR_THE_SITE), name
+
+    def holders(secret):
+        return {
+            name for name, service in services.items() if secret in json.dumps(service.get("environment"))
+        }
+
+    assert {name: holders(env[name]) for name in MAY_HOLD} == {
+        **MAY_HOLD,
+        "RABBITMQ_ERLANG_COOKIE": set(NODES),
+    }
+
+    # RabbitMQ's users: the site's with no tags, Flower's with the management tag, on one vhost.
+    users = json.loads(config["configs"]["rabbitmq-users"]["content"])
+    assert {user["name"]: user["tags"] for user in users["users"]} == {
+        SITE_USER: [],
+        "flower": ["management"],
+    }
+    assert {(grant["user"], grant["vhost"]) for grant in users["permissions"]} == {
+        (SITE_USER, SITE_USER),
+        ("flower", SITE_USER),
+    }
+    for node in NODES:
+        assert [entry["target"] for entry in services[node]["configs"]] == ["/etc/rabbitmq/users.json"]
+    assert len(env["POSTGRES_SITE_PASSWORD"]) >= 32 and len(env["RABBITMQ_FLOWER_PASSWORD"]) >= 32
 
 
 def test_the_published_host_ports_move_with_their_variables(baked):
