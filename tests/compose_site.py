@@ -21,13 +21,13 @@ MAY_HOLD = {
     "DJANGO_SECRET_KEY": SITE_PROCESSES,
     "HEALTH_TOKEN": SITE_PROCESSES,
     "ANYMAIL_WEBHOOK_SECRET": SITE_PROCESSES,
-    "UNSUBSCRIBE_SECRET": SITE_PROCESSES,
     "RABBITMQ_PASSWORD": SITE_PROCESSES,
     "POSTGRES_SITE_PASSWORD": SITE_PROCESSES | {"postgres"},
     "POSTGRES_PASSWORD": {"postgres"},
     "RABBITMQ_FLOWER_PASSWORD": {"flower"},
     "FLOWER_PASSWORD": {"flower"},
     "RABBITMQ_ERLANG_COOKIE": set(),  # the nodes of compose.cluster.yaml only
+    "GRAFANA_PASSWORD": set(),  # compose.monitoring.yaml's Grafana only
 }
 
 

@@ -115,6 +115,7 @@ NOT_FOR_THE_SITE = {
     "RABBITMQ_ERLANG_COOKIE": "the RabbitMQ nodes' shared secret",
     "RABBITMQ_FLOWER_PASSWORD": "Flower's broker user",
     "FLOWER_PASSWORD": "Flower's web UI",
+    "GRAFANA_PASSWORD": "compose.monitoring.yaml's Grafana",
     "POSTGRES_PASSWORD": "PostgreSQL's superuser",
     "RABBITMQ_USER": "in CELERY_BROKER_URL",
     "RABBITMQ_PASSWORD": "in CELERY_BROKER_URL",
