@@ -17,8 +17,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from {{ cookiecutter.project_slug }}.delivery.models import Delivery
 from {{ cookiecutter.project_slug }}.metrics import collector, tally
-from {{ cookiecutter.project_slug }}.metrics.models import Heartbeat, Tally
-from {{ cookiecutter.project_slug }}.recipients.models import Event, Recipient, Suppression
+from {{ cookiecutter.project_slug }}.metrics.models import (
+    Heartbeat,
+    Tally,
+)
+from {{ cookiecutter.project_slug }}.recipients.models import (
+    Event,
+    Recipient,
+    Suppression,
+)
 
 pytestmark = pytest.mark.django_db
 

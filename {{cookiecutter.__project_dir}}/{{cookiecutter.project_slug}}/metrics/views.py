@@ -7,7 +7,7 @@ from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from .collector import MailCollector
-from config.health import may_read_reasons
+from config.health import may_read_reasons, token_refused
 
 logger = logging.getLogger(__name__)
 
@@ -17,6 +17,8 @@ logger = logging.getLogger(__name__)
 def metrics(request):
     """The site's mail in Prometheus' text format, for `Authorization: Bearer <HEALTH_TOKEN>`
     and staff; 401 to anyone who says nothing, 403 to anyone else."""
+    if token_refused(request):
+        return plain("this token may not read the metrics\n", 403)
     try:
         if may_read_reasons(request, database_answers=True):
             return HttpResponse(scrape(), content_type=CONTENT_TYPE_LATEST)
