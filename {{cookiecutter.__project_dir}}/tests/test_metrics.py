@@ -4,6 +4,7 @@ import smtplib
 from datetime import timedelta
 
 import pytest
+from django.apps import apps
 from django.contrib.auth.models import User
 from django.core import mail
 from django.core.management import call_command
@@ -17,17 +18,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from {{ cookiecutter.project_slug }}.delivery.models import Delivery
 from {{ cookiecutter.project_slug }}.metrics import collector, tally
-from {{ cookiecutter.project_slug }}.metrics.models import (
-    Heartbeat,
-    Tally,
-)
-from {{ cookiecutter.project_slug }}.recipients.models import (
-    Event,
-    Recipient,
-    Suppression,
-)
 
 pytestmark = pytest.mark.django_db
+
+Heartbeat, Tally = (apps.get_model("metrics", name) for name in ("Heartbeat", "Tally"))
+Event, Recipient, Suppression = (
+    apps.get_model("recipients", name) for name in ("Event", "Recipient", "Suppression")
+)
 
 TOKEN = "a-token-for-monitoring"
 
