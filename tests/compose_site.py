@@ -50,30 +50,26 @@ class ComposeSite:
     def exec(self, service, *command, check=True):
         return self.compose("exec", "-T", service, *command, check=check)
 
-    def up(self, *services, profile=None):
-        options = ["--profile", profile] if profile else []
-        result = self.compose(
-            *options, "up", "--detach", "--wait", "--wait-timeout", "240", *services, check=False
-        )
+    def up(self, *services):
+        result = self.compose("up", "--detach", "--wait", "--wait-timeout", "240", *services, check=False)
         if result.returncode:
             logs = self.compose("logs", "--tail", "25", check=False).stdout
             states = {name: (state["State"], state["Health"]) for name, state in self.states().items()}
             pytest.fail(f"`compose up --wait` failed:\n{result.stderr[-2000:]}\n{states}\n{logs[-6000:]}")
 
-    def states(self, profile=None):
+    def states(self):
         """{service: its container's state} as `compose ps -a` reports them."""
-        options = ["--profile", profile] if profile else []
-        lines = self.compose(*options, "ps", "--all", "--format", "json").stdout.splitlines()
+        lines = self.compose("ps", "--all", "--format", "json").stdout.splitlines()
         return {entry["Service"]: entry for entry in map(json.loads, lines)}
 
     def container(self, service):
         return self.engine.inspect(self.compose("ps", "--all", "--quiet", service).stdout.strip())
 
-    def holders(self, secret, profile=None):
+    def holders(self, secret):
         """The services whose containers have `secret` anywhere in their environment."""
         return {
             service
-            for service, state in self.states(profile).items()
+            for service, state in self.states().items()
             if any(secret in line for line in self.engine.inspect(state["ID"])["Config"]["Env"])
         }
 

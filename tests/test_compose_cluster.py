@@ -2,6 +2,7 @@
 RabbitMQ nodes that form one cluster, the site's quorum queue on all three, and mail that
 still goes when the node leading the queue is killed."""
 
+import json
 import os
 import signal
 import time
@@ -10,6 +11,7 @@ import pytest
 from compose_site import ComposeSite, brought_up
 from conftest import bake, report, wait_for
 from containers import CONTAINERS
+from deployment import env_file
 
 pytestmark = CONTAINERS
 FILES = ("compose.yaml", "compose.override.yaml", "compose.cluster.yaml")
@@ -42,6 +44,15 @@ def test_up_wait_forms_one_cluster_and_puts_the_quorum_queue_on_every_node(clust
         return members(cluster, node="rabbitmq3") == ("quorum", everyone, everyone)
 
     wait_for(on_every_node, 180, "the quorum queue listed with a copy online on every node")
+
+
+def test_only_the_nodes_hold_the_erlang_cookie_and_the_cluster_has_no_administrator(cluster):
+    env = env_file(cluster.site)
+    assert cluster.holders(env["RABBITMQ_ERLANG_COOKIE"]) == set(NODES)
+    for node in NODES:
+        listed = cluster.exec(node, "rabbitmqctl", "-q", "list_users", "--formatter=json").stdout
+        users = {user["user"]: user["tags"] for user in json.loads(listed)}
+        assert users == {env["RABBITMQ_USER"]: [], "flower": ["management"]}, node
 
 
 def test_mail_still_goes_when_the_node_leading_the_queue_is_killed(cluster):

@@ -48,16 +48,18 @@ def test_each_service_holds_only_its_own_secrets_and_no_site_process_is_an_admin
     env = env_file(stack.site)
     secrets = {name for name in env if name.endswith(("_PASSWORD", "_SECRET", "_KEY", "_TOKEN", "_COOKIE"))}
     assert secrets <= set(MAY_HOLD)
-    stack.up("flower", profile="monitoring")
-    try:
-        assert {name: stack.holders(env[name], profile="monitoring") for name in MAY_HOLD} == MAY_HOLD
-        # Flower's own broker user reaches the workers, and the management API's queue list.
-        ping = ["celery", "-A", "config", "inspect", "ping", "--timeout", "10"]
-        assert stack.exec("flower", *ping, check=False).returncode == 0
-        queues = "import os, urllib.request as u; u.urlopen(os.environ['FLOWER_BROKER_API'] + 'queues')"
-        assert stack.exec("flower", "python", "-c", queues, check=False).returncode == 0
-    finally:
-        stack.compose("--profile", "monitoring", "rm", "--stop", "--force", "flower", check=False)
+    # Flower, on demand: one-off containers with its environment, beside the running services.
+    flower = ("--profile", "monitoring", "run", "--rm", "--no-deps", "-T", "flower")
+    held = {name: stack.holders(env[name]) for name in MAY_HOLD}
+    flower_env = stack.compose(*flower, "env").stdout
+    for name in MAY_HOLD:
+        held[name] |= {"flower"} if env[name] in flower_env else set()
+    assert held == MAY_HOLD
+    # Flower's own broker user reaches the workers, and the management API's queue list.
+    queues = "import os, urllib.request as u; u.urlopen(os.environ['FLOWER_BROKER_API'] + 'queues')"
+    ping = ("celery", "-A", "config", "inspect", "ping", "--timeout", "10")
+    assert stack.compose(*flower, *ping, check=False).returncode == 0
+    assert stack.compose(*flower, "python", "-c", queues, check=False).returncode == 0
 
     # The site reaches PostgreSQL as a role that owns its database and tables, and nothing more.
     who = (
