@@ -8,6 +8,7 @@ import time
 import pytest
 from catcher import SmtpCatcher
 from conftest import bake, report, wait_for
+from fake_email_api import FakeEmailApi
 
 LIMIT = 20  # mails a second the server takes, as SES's production accounts start near
 
@@ -130,4 +131,54 @@ def test_the_daily_quota_holds_across_a_restart_and_releases_its_mail_a_day_late
         limited_site.manage("send_queued_mail")
 
         wait_for(all_sent(limited_site, 45), 60, "every held mail sent")
+    assert attempts(limited_site)["failed_attempts"] == 0
+
+
+def test_two_workers_hold_no_more_connections_than_the_site_may(limited_site):
+    with SmtpCatcher(delay=0.05) as smtp:
+        limited_site.configure(smtp, MAIL_MAX_CONNECTIONS="3")
+        limited_site.start_worker("one")
+        limited_site.start_worker("two")
+        limited_site.script("send.py", "--plain", "100")
+
+        wait_for(all_sent(limited_site, 100), 60, "100 mails sent")
+
+    report(f"[limits] MAIL_MAX_CONNECTIONS=3, 2 workers of 20 threads: at most {smtp.most_open} open")
+    assert smtp.most_open <= 3
+
+
+def test_a_server_taking_3_connections_is_held_to_3_and_loses_nothing(limited_site):
+    with SmtpCatcher(delay=0.05, max_connections=3) as smtp:
+        limited_site.configure(smtp)
+        limited_site.start_worker("one")
+        limited_site.start_worker("two")
+        limited_site.script("send.py", "--plain", "100")
+
+        wait_for(all_sent(limited_site, 100), 90, "100 mails sent")
+        refused_while_learning = smtp.connections_refused
+        limited_site.script("send.py", "--plain", "100", "--tag", " later")
+
+        wait_for(all_sent(limited_site, 200), 90, "the next 100 sent")
+
+    report(
+        f"[limits] a server taking 3 connections, 2 workers: {refused_while_learning} refused "
+        f"while learning, {smtp.connections_refused - refused_while_learning} after"
+    )
+    assert smtp.connections_refused == refused_while_learning, "the site opened more than 3 again"
+    assert attempts(limited_site)["failed_attempts"] == 0
+
+
+def test_an_api_asking_to_retry_after_3_s_hears_nothing_from_the_site_for_3_s(limited_site, smtp_server):
+    with FakeEmailApi("postmark", retry_after=3) as api:
+        limited_site.configure(
+            smtp_server, EMAIL_SERVICE="postmark", POSTMARK_API_URL=api.url, POSTMARK_SERVER_TOKEN="made-up"
+        )
+        limited_site.start_worker("one")
+        limited_site.script("send.py", "--plain", "10")
+
+        wait_for(all_sent(limited_site, 10), 60, "10 mails sent")
+
+    [(throttled_at, status), *later] = sorted(api.answered)
+    assert status == 429
+    assert later and later[0][0] >= throttled_at + 3
     assert attempts(limited_site)["failed_attempts"] == 0

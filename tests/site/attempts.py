@@ -8,11 +8,6 @@ from django.apps import apps
 from django.db.models import Sum
 
 Delivery = apps.get_model("delivery", "Delivery")
-print(
-    json.dumps(
-        {
-            "failed_attempts": Delivery.objects.aggregate(Sum("failed_attempts"))["failed_attempts__sum"] or 0,
-            "states": Counter(Delivery.objects.values_list("state", flat=True)),
-        }
-    )
-)
+failed = Delivery.objects.aggregate(Sum("failed_attempts"))["failed_attempts__sum"] or 0
+states = Counter(Delivery.objects.values_list("state", flat=True))
+print(json.dumps({"failed_attempts": failed, "states": states}))

@@ -19,7 +19,7 @@ from {{ cookiecutter.project_slug }}.delivery import answers, handoff, pace
 from {{ cookiecutter.project_slug }}.delivery.lanes import lane_of
 from {{ cookiecutter.project_slug }}.delivery.models import Delivery, Fault, Lane, Pace, State, Usage
 
-from config import limits
+from config import celery_app, limits
 
 SES_RATE = b"Throttling failure: Maximum sending rate exceeded."
 SES_QUOTA = b"Throttling failure: Daily message quota exceeded."
@@ -43,6 +43,8 @@ def fresh_pace(monkeypatch):
         (550, b"5.4.5 Daily user sending quota exceeded.", "quota"),
         (421, b"4.7.500 Server busy, please try again later", "rate"),
         (432, b"4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded", "connections"),
+        (432, b"4.3.2 Concurrent connections limit exceeded", "connections"),
+        (554, b"5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException", "quota"),
     ],
 )
 def test_throttling_answers_of_smtp_servers_are_throttling(code, text, kind):
@@ -260,3 +262,27 @@ def test_bulk_mail_goes_to_its_own_queue_one_mail_a_task(committed, monkeypatch,
         post_office.send_many([*news, {"recipients": ["ada@example.com"], "message": "Your code"}])
 
     assert sorted(tasks) == [(settings.MAIL_QUEUE, 1), *[(settings.MAIL_BULK_QUEUE, 1)] * 3]
+
+
+@pytest.mark.django_db
+def test_a_spent_quota_warns_in_mail_health_and_the_admin_without_failing(
+    client, admin_client, settings, monkeypatch
+):
+    monkeypatch.setattr(celery_app.control, "ping", lambda **kwargs: [{"worker": "pong"}])
+    settings.MAIL_DAILY_QUOTA, settings.HEALTH_TOKEN = 5, "a-token-for-monitoring"
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0)
+    Usage.objects.create(mailer="transport", hour=hour, sent=5)
+    email = post_office.send("ada@example.com", subject="News", message="Body", priority="low")
+    Delivery.objects.filter(email_id=email.pk).update(
+        state=State.HELD, due=timezone.now() + timedelta(hours=3), reason="quota"
+    )
+
+    health = client.get("/healthz/mail", headers={"Authorization": "Bearer a-token-for-monitoring"})
+    page = admin_client.get("/admin/post_office/email/").content.decode()
+
+    assert health.status_code == 200
+    assert health.json()["limits"] == (
+        "the daily quota of 5 is spent; 1 mails held for the provider's limits"
+    )
+    assert "quota 5 of 5 used in 24 hours" in page
+    assert '<a href="?lane=bulk">bulk 1</a>' in page

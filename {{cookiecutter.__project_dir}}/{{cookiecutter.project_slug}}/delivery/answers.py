@@ -22,7 +22,9 @@ SETUP_STATUSES = {401, 403}
 # Replies that may be throttling, if their text says so (550: Gmail's daily quota).
 THROTTLING_REPLIES = {421, 432, 450, 451, 452, 454, 550, 554}
 QUOTA = re.compile(r"quota|daily|per day|sending limit", re.IGNORECASE)
-CONNECTIONS = re.compile(r"too many connections|connection limit|thread limit", re.IGNORECASE)
+CONNECTIONS = re.compile(
+    r"too many connections|connections? limit|concurrent connection|thread limit", re.IGNORECASE
+)
 THROTTLING = re.compile(
     r"throttl|\brate\b|too many|too much|quota|limit exceeded|server busy", re.IGNORECASE
 )

@@ -7,6 +7,7 @@ the message from the row, sends it through the transport and writes the outcome 
 
 import logging
 import smtplib
+import time
 from datetime import UTC, datetime
 from email import encoders
 from email.message import Message
@@ -16,7 +17,7 @@ from django.conf import settings
 from django.core.mail.backends.base import BaseEmailBackend
 
 from ..recipients import suppression, unsubscribe
-from . import answers, connections, handoff, pace, state
+from . import answers, connections, handoff, pace, slots, state
 from .models import Fault
 from .outbox import QueueBackend
 
@@ -75,20 +76,24 @@ class DeliverBackend(BaseEmailBackend):
             return False
         unsubscribe.add_headers(email, message)
         alias = self.sending_alias(email.backend_alias)
-        # Within the provider's limits, for every worker together (pace.py).
-        if (held := pace.acquire(alias, email.delivery.lane)) is not None:
-            hold(email_id, held.until, held.why)
-            return False
-        transport = None
         try:
             # A mailer MAILERS lacks, or cannot build, is a fault of the site's setup.
-            transport = connections.mailer(alias)
-            refused = send(transport, message)
+            with connections.borrowed(alias) as transport:
+                # Within the provider's limits, for every worker together (pace.py).
+                if (held := pace.acquire(alias, email.delivery.lane)) is not None:
+                    hold(email_id, held.until, held.why)
+                    return False
+                refused = send(transport, message)
+                partly_refused = smtp_refused(transport)
+                tracked = provider_ids(transport, message)
+        except connections.NoConnection as error:
+            hold(email_id, time.time(), str(error))
+            return False
         except Exception as error:
-            if transport is not None:
-                connections.discard(transport)  # a broken connection is not used again
             verdict = answers.verdict(error)
             if verdict.throttled:  # not a failed attempt: back in line, the site slows down
+                if verdict.kind == "connections":
+                    slots.too_many(alias)
                 until = pace.throttled(alias, verdict)
                 hold(email_id, until, "throttled", answer=state.answer_of(error))
                 return False
@@ -98,8 +103,8 @@ class DeliverBackend(BaseEmailBackend):
                 raise  # django-celery-email's task schedules the retry
             return False
         pace.accepted(alias)
-        suppression.learn_from_refusals(smtp_refused(transport))
-        state.sent(email_id, {**withheld, **refused}, tracked=provider_ids(transport, message))
+        suppression.learn_from_refusals(partly_refused)
+        state.sent(email_id, {**withheld, **refused}, tracked=tracked)
         return True
 
     def sending_alias(self, backend_alias):

@@ -85,6 +85,8 @@ class Migration(migrations.Migration):
                 ("accepted_rate", models.FloatField(default=0.0)),
                 ("throttled", models.PositiveIntegerField(default=0)),
                 ("throttled_hour", models.FloatField(default=0.0)),
+                ("connections", models.PositiveIntegerField(null=True)),
+                ("connections_until", models.FloatField(default=0.0)),
             ],
         ),
         migrations.CreateModel(
