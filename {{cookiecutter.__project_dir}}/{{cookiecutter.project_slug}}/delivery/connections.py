@@ -29,6 +29,17 @@ class _Pool:
 
 
 _pool = _Pool()
+_reaper = None
+
+
+def _close_idle_forever():
+    """Close idle connections even while this process sends nothing: they hold slots that
+    other processes may be waiting for."""
+    while True:
+        time.sleep(0.5)
+        with _pool.changed:
+            for alias in list(_pool.idle):
+                _close_idle(alias, settings.MAILERS.get(alias))
 
 
 @contextlib.contextmanager
@@ -46,6 +57,10 @@ def borrowed(alias):
 
 
 def _take(alias):
+    global _reaper
+    if _reaper is None:
+        _reaper = threading.Thread(target=_close_idle_forever, name="mail-idle", daemon=True)
+        _reaper.start()
     config = settings.MAILERS.get(alias)
     deadline = time.monotonic() + MAX_WAIT
     with _pool.changed:
