@@ -11,6 +11,8 @@ from conftest import bake, report, wait_for
 from fake_email_api import FakeEmailApi
 
 LIMIT = 20  # mails a second the server takes, as SES's production accounts start near
+# Seconds a send under way in another thread may take to land after a throttling answer.
+IN_FLIGHT = 0.5
 
 
 @pytest.fixture
@@ -179,6 +181,9 @@ def test_an_api_asking_to_retry_after_3_s_hears_nothing_from_the_site_for_3_s(li
         wait_for(all_sent(limited_site, 10), 60, "10 mails sent")
 
     [(throttled_at, status), *later] = sorted(api.answered)
+    # Requests other threads had under way before the 429 reached the site may still land.
+    inside = [at for at, _ in later if throttled_at + IN_FLIGHT < at < throttled_at + 3]
+    report(f"[limits] API 429 with Retry-After 3: {len(inside)} requests inside the pause")
     assert status == 429
-    assert later and later[0][0] >= throttled_at + 3
+    assert not inside, f"{len(inside)} requests inside the pause"
     assert attempts(limited_site)["failed_attempts"] == 0
