@@ -3,6 +3,7 @@
 import base64
 import json
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote_plus
@@ -24,10 +25,13 @@ REFUSED = {"__type": "MessageRejected", "message": "Email address is not verifie
 class FakeEmailApi:
     """Accepts every message like `service` does, except: a message to an address
     starting with "reject" is refused (400), and the first one to an address
-    starting with "flaky" gets 503 Service Unavailable."""
+    starting with "flaky" gets 503 Service Unavailable. With `retry_after`, the first
+    message gets 429 Too Many Requests with `Retry-After: <retry_after>`."""
 
-    def __init__(self, service):
+    def __init__(self, service, retry_after=None):
         self.service = service
+        self.retry_after = retry_after
+        self.answered = []  # (time.time(), HTTP status) of each message's answer
         self.requests = []  # the text of every request, raw MIME decoded
         # (request text, the id the service gave the message) of each message it accepted
         self.accepted = []
@@ -48,10 +52,19 @@ class FakeEmailApi:
         self.server.server_close()
 
     def answer(self, body, content_type):
+        status, reply = self._answer(body, content_type)
+        with self.lock:
+            self.answered.append((time.time(), status))
+        return status, reply
+
+    def _answer(self, body, content_type):
         text = readable(body, content_type)
         with self.lock:
             first_flaky = "flaky" in text and not any("flaky" in seen for seen in self.requests)
             self.requests.append(text)
+            throttle = self.retry_after is not None and len(self.requests) == 1
+        if throttle:
+            return 429, {"ErrorCode": 429, "Message": "Too many requests"}
         if "reject" in text:
             return 400, REFUSED
         if first_flaky:
@@ -79,6 +92,8 @@ class FakeEmailApi:
                 self.send_header("Content-Type", "application/json")
                 if status == 400:
                     self.send_header("x-amzn-ErrorType", REFUSED["__type"])
+                if status == 429:
+                    self.send_header("Retry-After", str(api.retry_after))
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)

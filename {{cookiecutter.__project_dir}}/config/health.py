@@ -5,7 +5,9 @@ GET /healthz        the web server and its database; what load balancers and Doc
                     broker or the workers are down, so they do not count here.
 GET /healthz/mail   the broker, the workers, the oldest mail waiting past its time, a
                     fault of the site's mail setup, and the mail that failed in the last
-                    hour; what monitoring asks. 503 means mail is not going out.
+                    hour; what monitoring asks. 503 means mail is not going out. "limits"
+                    warns of mail held for the provider's limits (a pause, a spent
+                    quota) without failing: that mail waits, it is not lost.
 
 Both answer JSON, "ok" or "failing" for each check. The reasons (which may name internal
 hosts) are given only to staff users and to requests with `Authorization: Bearer
@@ -28,7 +30,7 @@ from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from {{ cookiecutter.project_slug }}.delivery import models, state
+from {{ cookiecutter.project_slug }}.delivery import models, pace, state
 
 from config import celery_app
 
@@ -61,9 +63,15 @@ def mail_health(request):
         checks["broker"], checks["workers"] = LATEST.answer()
     if checks["database"] == OK:
         checks.update(check_mail())
-    failed_last_hour = recently_failed() if checks["database"] == OK else None
-    details = {"failed_last_hour": failed_last_hour, "mail_goes_to": settings.MAIL_GOES_TO}
-    return answer(request, checks, trusted, **details)
+    database = checks["database"] == OK
+    return answer(
+        request,
+        checks,
+        trusted,
+        failed_last_hour=recently_failed() if database else None,
+        limits=limits_warning() if database else None,
+        mail_goes_to=settings.MAIL_GOES_TO,
+    )
 
 
 def answer(request, checks, trusted=None, **details):
@@ -179,6 +187,19 @@ def check_mail():
     if last := faulty.order_by("-changed").first():
         setup = f"{faulty.count()} mails wait for the site's mail setup: {last.reason}"
     return {"waiting": waiting, "setup": setup}
+
+
+def limits_warning():
+    """OK, or why mail waits for the provider's limits."""
+    standing = pace.standing()
+    notes = []
+    if paused := standing["paused_until"]:
+        notes.append(f"paused until {paused:%H:%M:%S} UTC: {standing['pause_reason']}")
+    if standing["quota"] and standing["quota_used"] >= standing["quota"]:
+        notes.append(f"the daily quota of {standing['quota']} is spent")
+    if held := models.Delivery.objects.filter(state=models.State.HELD).count():
+        notes.append(f"{held} mails held for the provider's limits")
+    return "; ".join(notes) or OK
 
 
 def recently_failed():

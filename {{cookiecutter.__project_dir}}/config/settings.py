@@ -10,7 +10,9 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
 
+from config.limits import count, percent, rate_limit
 from config.transport import transport
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -169,6 +171,16 @@ MAIL_HANDOFF_TIMEOUT = timedelta(seconds=env.int("MAIL_HANDOFF_TIMEOUT", default
 # A worker thread keeps its connection to the mail server (or the service's API) across
 # mails, and opens a new one after it lay unused this long (delivery/connections.py).
 MAIL_CONNECTION_IDLE = timedelta(seconds=env.int("MAIL_CONNECTION_IDLE", default=10))
+# The provider's limits, held by every worker together (delivery/pace.py, connections.py):
+# mails a second ("14/s", "600/m", "50000/h"; empty: none, slowing down when throttled),
+# connections open to the mail server at once, mails in any 24 hours (empty: none), and
+# the share of that quota kept for transactional mail.
+MAIL_RATE_LIMIT = rate_limit(env("MAIL_RATE_LIMIT", default=""))
+MAIL_MAX_CONNECTIONS = count(env("MAIL_MAX_CONNECTIONS", default=""), "MAIL_MAX_CONNECTIONS", 20)
+MAIL_DAILY_QUOTA = count(env("MAIL_DAILY_QUOTA", default=""), "MAIL_DAILY_QUOTA", None)
+MAIL_DAILY_QUOTA_RESERVE = percent(
+    env("MAIL_DAILY_QUOTA_RESERVE", default=""), "MAIL_DAILY_QUOTA_RESERVE", 0.1
+)
 # /healthz/mail fails when a mail has waited this long past its time.
 MAIL_HEALTH_MAX_DELAY = timedelta(seconds=env.int("MAIL_HEALTH_MAX_DELAY", default=600))
 # Lets monitoring read the reasons of /healthz and /healthz/mail (see config/health.py).
@@ -253,6 +265,8 @@ CELERY_TASK_DEFAULT_EXCHANGE = MAIL_QUEUE
 CELERY_TASK_DEFAULT_ROUTING_KEY = MAIL_QUEUE
 CELERY_CONTROL_EXCHANGE = MAIL_QUEUE
 CELERY_EVENT_EXCHANGE = f"{MAIL_QUEUE}.events"
+# Bulk mail has a queue of its own (delivery/lanes.py); the workers serve both.
+MAIL_BULK_QUEUE = f"{MAIL_QUEUE}.bulk"
 # classic: one RabbitMQ node, post_office's four priorities; quorum: a queue RabbitMQ
 # replicates over a cluster's nodes, retries delayed by the broker itself (Celery's
 # native delayed delivery, which needs a topic exchange), two priority levels.
@@ -267,6 +281,16 @@ else:
     raise ImproperlyConfigured(
         f"RABBITMQ_QUEUE_TYPE={RABBITMQ_QUEUE_TYPE!r} is not classic or quorum"
     )
+QUORUM = RABBITMQ_QUEUE_TYPE == "quorum"
+CELERY_TASK_QUEUES = [
+    Queue(
+        name,
+        Exchange(MAIL_QUEUE, type="topic" if QUORUM else "direct"),
+        routing_key=name,
+        queue_arguments={"x-queue-type": "quorum"} if QUORUM else {},
+    )
+    for name in (MAIL_QUEUE, MAIL_BULK_QUEUE)
+]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_IGNORE_RESULT = True

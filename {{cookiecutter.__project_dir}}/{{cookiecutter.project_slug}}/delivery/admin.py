@@ -14,8 +14,8 @@ from post_office import admin as post_office_admin
 from post_office.models import STATUS, Email, Log
 
 from ..recipients import admin as recipients_admin
-from . import handoff, state
-from .models import Delivery, State
+from . import handoff, pace, state
+from .models import Delivery, Lane, State
 
 # The inline images a mail's page shows, served from the site's origin: raster types only
 # (an SVG image can carry script), sandboxed and never sniffed as another type.
@@ -34,6 +34,17 @@ class StateFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         return queryset.filter(delivery__state=self.value()) if self.value() else queryset
+
+
+class LaneFilter(admin.SimpleListFilter):
+    title = "lane"
+    parameter_name = "lane"
+
+    def lookups(self, request, model_admin):
+        return Lane.choices
+
+    def queryset(self, request, queryset):
+        return queryset.filter(delivery__lane=self.value()) if self.value() else queryset
 
 
 def outcome(log):
@@ -74,7 +85,13 @@ def send_again(modeladmin, request, queryset):
 @admin.register(Email)
 class EmailAdmin(post_office_admin.EmailAdmin):
     list_display = ["id", "to_display", "short_subject", "state", "delivery_details"]
-    list_filter = [StateFilter, recipients_admin.EventsFilter, "priority", "template__name"]
+    list_filter = [
+        StateFilter,
+        LaneFilter,
+        recipients_admin.EventsFilter,
+        "priority",
+        "template__name",
+    ]
     list_select_related = ["delivery", "template"]
     readonly_fields = [*post_office_admin.EmailAdmin.readonly_fields, "status", "delivery_details"]
     inlines = [post_office_admin.AttachmentInline, LogInline, recipients_admin.RecipientInline]
@@ -85,6 +102,8 @@ class EmailAdmin(post_office_admin.EmailAdmin):
             **(extra_context or {}),
             "state_counts": state_counts(),
             "event_counts": recipients_admin.event_counts(),
+            "limits": pace.standing(),
+            "lane_counts": lane_counts(),
         }
         return super().changelist_view(request, extra_context)
 
@@ -173,6 +192,8 @@ def describe(delivery, email):
         return f"{failed}; next at {local(delivery.due)}: {Truncator(delivery.reason).chars(80)}"
     if delivery.state == State.SCHEDULED:
         return f"scheduled for {local(delivery.due)}"
+    if delivery.state == State.HELD:
+        return f"held until {local(delivery.due)}: {Truncator(delivery.reason).chars(80)}"
     if delivery.state == State.SENDING:
         return f"attempt {attempts + 1} since {local(delivery.changed)}"
     if delivery.state == State.FAILED:
@@ -200,3 +221,10 @@ def state_counts():
     unrecorded = Email.objects.filter(delivery=None, status__in=(STATUS.queued, STATUS.requeued))
     counts[State.QUEUED] = counts.get(State.QUEUED, 0) + unrecorded.count()
     return [(value, label, counts.get(value, 0)) for value, label in State.choices]
+
+
+def lane_counts():
+    """[(lane, its name, how many mails wait in it)]."""
+    waiting = Delivery.objects.filter(state__in=state.PENDING).order_by().values_list("lane")
+    counts = dict(waiting.annotate(Count("pk")))
+    return [(value, label, counts.get(value, 0)) for value, label in Lane.choices]

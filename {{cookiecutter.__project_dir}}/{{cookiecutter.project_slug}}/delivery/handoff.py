@@ -4,7 +4,8 @@ that wrote them: a request never waits for RabbitMQ.
 A task names each mail by its row's id and Message-ID and carries nothing else; the
 worker reads the mail, attachments included, from the database and the media storage.
 A mail this process could not hand off (the broker is down, or the process died first)
-is due for the sweeper soon after (state.HANDOFF_GRACE).
+is due for the sweeper soon after (state.HANDOFF_GRACE). Mail the provider's limits hold
+back goes back in line from a thread of the worker when its time comes (release_at).
 """
 
 import atexit
@@ -17,11 +18,13 @@ from itertools import batched, groupby
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import close_old_connections, transaction
+from django.db.models import Min
 from django.utils import timezone
 from djcelery_email.tasks import send_emails
 from djcelery_email.utils import email_to_dict
 
-from . import state
+from . import lanes, state
+from .models import Delivery, Lane, State
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +51,7 @@ def after_commit(emails):
             email.priority,
             state.as_stored(email.scheduled_time),
             state.as_stored(email.expires_at),
+            lanes.lane_of(email.priority, email.headers),
         )
         for email in emails
     ]
@@ -98,38 +102,41 @@ def hand_off_due(mails):
     now = timezone.now()
     due = {
         pk: (message_id, priority)
-        for pk, message_id, priority, scheduled, expires in mails
+        for pk, message_id, priority, scheduled, expires, lane in mails
         if not (scheduled and scheduled > now) and not (expires and expires <= now)
     }
+    lane_of = {pk: lane for pk, *_, lane in mails}
     versions = state.waiting(list(due))
-    publish([(pk, *due[pk], version) for pk, version in versions.items()])
+    publish([(pk, *due[pk], version, lane_of[pk]) for pk, version in versions.items()])
 
 
 def publish(mails):
-    """Publish [(id, Message-ID, priority, version)], a task per chunk and priority; note on
-    each mail whether the broker took it. Returns how many it took."""
+    """Publish [(id, Message-ID, priority, version, lane)], a task per chunk, lane and
+    priority; note on each mail whether the broker took it. Returns how many it took."""
     global _broker_paused_until
-    versions = {pk: version for pk, _, _, version in mails}
+    versions = {pk: version for pk, _, _, version, _ in mails}
     if time.monotonic() < _broker_paused_until:
         state.left_behind(versions)
         return 0
     mails = [
-        (pk, message_id, broker_priority(priority), version)
-        for pk, message_id, priority, version in mails
+        (pk, message_id, broker_priority(priority), version, lane)
+        for pk, message_id, priority, version, lane in mails
     ]
-    by_priority = sorted(mails, key=lambda mail: mail[2], reverse=True)
+    in_order = sorted(mails, key=lambda mail: (mail[4] == Lane.BULK, -mail[2]))
     chunks = [
-        (priority, chunk)
-        for priority, same in groupby(by_priority, key=lambda mail: mail[2])
-        for chunk in batched(same, settings.CELERY_EMAIL_CHUNK_SIZE)
+        (lane, priority, chunk)
+        for (lane, priority), same in groupby(in_order, key=lambda mail: (mail[4], mail[2]))
+        # A bulk task carries one mail: it never holds a worker's thread for ten slots.
+        for chunk in batched(same, 1 if lane == Lane.BULK else settings.CELERY_EMAIL_CHUNK_SIZE)
     ]
     taken = []
-    for priority, chunk in chunks:
+    for lane, priority, chunk in chunks:
         ids = [pk for pk, *_ in chunk]
         try:
             send_emails.apply_async(
                 ([task_message(pk, message_id) for pk, message_id, *_ in chunk], {}),
                 {"using": "deliver"},
+                queue=lanes.queue_of(lane),
                 priority=priority,
                 # What workers log for the task: the mails' ids.
                 argsrepr=f"(mails {', '.join(map(str, ids))})",
@@ -160,3 +167,48 @@ def task_message(pk, message_id):
     stub = EmailMessage(headers={"Message-ID": message_id} if message_id else {})
     stub.email_id = pk
     return email_to_dict(stub)
+
+
+_release = threading.Condition()
+_release_at = None  # epoch seconds: when this process next releases held mail
+_releaser = None
+
+
+def release_at(moment):
+    """Put the mails held until `moment` (epoch seconds) back in line then, from a thread
+    of this process (the sweeper does it too, every SWEEP_INTERVAL)."""
+    global _release_at, _releaser
+    with _release:
+        if _release_at is None or moment < _release_at:
+            _release_at = moment
+            _release.notify()
+        if _releaser is None or not _releaser.is_alive():
+            _releaser = threading.Thread(target=_release_forever, name="mail-release", daemon=True)
+            _releaser.start()
+
+
+def _release_forever():
+    global _release_at
+    while True:
+        with _release:
+            while _release_at is None or _release_at > time.time():
+                _release.wait(None if _release_at is None else _release_at - time.time())
+            _release_at = None
+        close_old_connections()
+        try:
+            release_held()
+        except Exception:
+            logger.exception("Could not put held mail back in line; the sweeper will")
+
+
+def release_held():
+    """Hand the held mails whose time has come to the broker; wake again for the next."""
+    while batch := state.claim_due(BATCH_SIZE, states=(State.HELD,)):
+        if publish(batch) < len(batch):  # the broker is away: try again after its pause
+            release_at(time.time() + BROKER_PAUSE_SECONDS)
+            return
+        if len(batch) < BATCH_SIZE:
+            break
+    upcoming = Delivery.objects.filter(state=State.HELD).aggregate(Min("due"))["due__min"]
+    if upcoming is not None:
+        release_at(upcoming.timestamp())

@@ -10,6 +10,7 @@ class State(models.TextChoices):
     HANDED_OFF = "handed_off", "handed off"  # a task for it is in the broker
     SENDING = "sending", "sending"  # a worker is talking to the mail server
     RETRYING = "retrying", "retrying"  # an attempt failed for a passing reason; another follows
+    HELD = "held", "held"  # waits for the provider's limits: the rate, a pause, the daily quota
     SENT = "sent", "sent"  # the mail server accepted it
     FAILED = "failed", "failed"  # refused for good, or given up
     EXPIRED = "expired", "expired"  # its expires_at passed before it could be sent
@@ -22,6 +23,14 @@ class Fault(models.TextChoices):
     REFUSED = "refused", "refused"
     PASSING = "passing", "passing"
     SETUP = "setup", "the site's setup"
+    THROTTLED = "throttled", "throttled"  # the provider asked the site to slow down
+
+
+class Lane(models.TextChoices):
+    """Transactional mail never waits behind bulk mail (delivery/lanes.py)."""
+
+    TRANSACTIONAL = "transactional", "transactional"
+    BULK = "bulk", "bulk"
 
 
 class Delivery(models.Model):
@@ -40,10 +49,11 @@ class Delivery(models.Model):
     # Counts every change: a process that read a version moves the mail only if it is unchanged.
     version = models.PositiveIntegerField(default=0)
     failed_attempts = models.PositiveIntegerField(default=0)
-    fault = models.CharField(max_length=8, choices=Fault, default=Fault.NONE, blank=True)
+    fault = models.CharField(max_length=16, choices=Fault, default=Fault.NONE, blank=True)
     reason = models.TextField(blank=True, help_text="What the mail server or service said last.")
     # {address: the server's answer} for each recipient refused while the others were accepted.
     refused = models.JSONField(default=dict, blank=True)
+    lane = models.CharField(max_length=16, choices=Lane, default=Lane.TRANSACTIONAL)
 
     class Meta:
         verbose_name_plural = "deliveries"
@@ -51,3 +61,41 @@ class Delivery(models.Model):
 
     def __str__(self):
         return f"mail {self.email_id}: {self.get_state_display()}"
+
+
+class Pace(models.Model):
+    """The sending pace one mailer shares across every worker (delivery/pace.py). Times are
+    seconds since the epoch."""
+
+    mailer = models.CharField(max_length=64, primary_key=True)
+    rate = models.FloatField(null=True, help_text="Mails a second now allowed; empty: no limit.")
+    next_free = models.FloatField(default=0.0)  # the next slot nobody leased yet
+    paused_until = models.FloatField(default=0.0)
+    pause_reason = models.TextField(blank=True)
+    cut_at = models.FloatField(default=0.0)  # the last slow-down
+    raised_at = models.FloatField(default=0.0)  # the last speed-up
+    counted_since = models.FloatField(default=0.0)  # accepted mails are counted from here
+    accepted = models.PositiveIntegerField(default=0)
+    accepted_rate = models.FloatField(default=0.0)  # mails a second accepted in the last count
+    throttled = models.PositiveIntegerField(default=0)  # throttling answers in `throttled_hour`
+    throttled_hour = models.FloatField(default=0.0)
+    # After "too many connections": the connections the site holds at most, until then.
+    connections = models.PositiveIntegerField(null=True)
+    connections_until = models.FloatField(default=0.0)
+
+    def __str__(self):
+        return f"pace of {self.mailer}"
+
+
+class Usage(models.Model):
+    """Mails a mailer sent in one hour, for the daily quota (a rolling 24 hours)."""
+
+    mailer = models.CharField(max_length=64)
+    hour = models.DateTimeField()
+    sent = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["mailer", "hour"], name="usage_per_hour")]
+
+    def __str__(self):
+        return f"{self.mailer} {self.hour:%Y-%m-%d %H}:00: {self.sent}"

@@ -3,6 +3,7 @@
     queued ──▶ handed off ──▶ sending ──▶ sent
       ▲            ▲             │
     (any door)  scheduled        ├──▶ retrying ──▶ (handed off again, or taken by Celery's retry)
+                                 ├──▶ held ──▶ (handed off again when the limits allow)
                                  └──▶ failed
     a mail still waiting past its expires_at ──▶ expired
 
@@ -23,10 +24,11 @@ from post_office.models import STATUS, Email, Log
 from post_office.settings import get_log_level, get_retry_timedelta
 
 from ..recipients.models import Recipient
+from .lanes import lane_of
 from .models import Delivery, Fault, State
 
-PENDING = (State.QUEUED, State.SCHEDULED, State.HANDED_OFF, State.RETRYING)
-TAKEABLE = (State.QUEUED, State.HANDED_OFF, State.RETRYING)
+PENDING = (State.QUEUED, State.SCHEDULED, State.HANDED_OFF, State.RETRYING, State.HELD)
+TAKEABLE = (State.QUEUED, State.HANDED_OFF, State.RETRYING, State.HELD)
 FINAL = (State.SENT, State.FAILED, State.EXPIRED)
 # A mail its own process did not hand off within this time is handed out by the sweeper.
 HANDOFF_GRACE = timedelta(minutes=1)
@@ -64,9 +66,12 @@ def record(emails, grace=HANDOFF_GRACE):
 
 def delivery_for(email, now, grace):
     scheduled = as_stored(email.scheduled_time)
+    lane = lane_of(email.priority, email.headers)
     if is_ahead(scheduled, now):
-        return Delivery(email_id=email.pk, state=State.SCHEDULED, due=scheduled, changed=now)
-    return Delivery(email_id=email.pk, state=State.QUEUED, due=now + grace, changed=now)
+        return Delivery(
+            email_id=email.pk, state=State.SCHEDULED, due=scheduled, changed=now, lane=lane
+        )
+    return Delivery(email_id=email.pk, state=State.QUEUED, due=now + grace, changed=now, lane=lane)
 
 
 def is_ahead(moment, now):
@@ -85,7 +90,7 @@ def adopt():
     """Record the post_office mails waiting to be sent that no door told us about; how many."""
     orphans = list(
         Email.objects.filter(status__in=(STATUS.queued, STATUS.requeued), delivery=None).only(
-            "pk", "scheduled_time", "status"
+            "pk", "scheduled_time", "status", "priority", "headers"
         )
     )
     record(orphans, grace=timedelta(0))
@@ -249,6 +254,18 @@ def attempt_failed(email_id, error, fault, celery_retries_left):
     return celery_retries_left and state == State.RETRYING
 
 
+def held(email_id, until, why, answer=None):
+    """The provider's limits hold the mail back (pace.py) until `until`, or the provider
+    throttled it (`answer`): it waits, with no failed attempt counted, and goes back in
+    line then. Returns whether the mail was still this worker's to hold."""
+    now = timezone.now()
+    fields = {"state": State.HELD, "due": until, "reason": why}
+    if answer is not None:
+        fields.update(fault=Fault.THROTTLED, reason=f"throttled: {answer}")
+    sending = Delivery.objects.filter(email_id=email_id, state=State.SENDING)
+    return bool(move(sending, now, **fields))
+
+
 def answer_of(error):
     """What the server or the service said, as a line: "451 4.3.0 Try again later"."""
     if isinstance(error, smtplib.SMTPResponseException):
@@ -292,22 +309,23 @@ def move_all(deliveries, state, note, exception_type):
     return len(ids)
 
 
-def claim_due(limit):
+def claim_due(limit, states=PENDING):
     """Take up to `limit` mails whose `due` has passed, for this sweeper to hand out.
 
     Rows another sweeper holds are skipped, and a claimed mail is not due again for
     SWEEP_LEASE, so sweepers on several hosts share the backlog instead of handing out
-    the same mail twice. Returns [(id, Message-ID, priority, version)], highest priority
-    first.
+    the same mail twice. Returns [(id, Message-ID, priority, version, lane)], highest
+    priority first.
     """
     now = timezone.now()
+    fields = ("email_id", "email__message_id", "email__priority", "version", "lane")
     with transaction.atomic():
         due = list(
             Delivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(state__in=PENDING, due__lte=now)
+            .filter(state__in=states, due__lte=now)
             .exclude(email__expires_at__lte=now)
             .order_by("-email__priority", "email_id")
-            .values_list("email_id", "email__message_id", "email__priority", "version")[:limit]
+            .values_list(*fields)[:limit]
         )
         move(
             Delivery.objects.filter(email_id__in=[row[0] for row in due]),
@@ -315,7 +333,8 @@ def claim_due(limit):
             due=now + SWEEP_LEASE,
         )
     return [
-        (pk, message_id, priority or 0, version + 1) for pk, message_id, priority, version in due
+        (pk, message_id, priority or 0, version + 1, lane)
+        for pk, message_id, priority, version, lane in due
     ]
 
 

@@ -7,28 +7,22 @@ the message from the row, sends it through the transport and writes the outcome 
 
 import logging
 import smtplib
-import ssl
+import time
+from datetime import UTC, datetime
 from email import encoders
 from email.message import Message
 
-from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from celery import current_task
-from django.core.exceptions import ImproperlyConfigured
+from django.conf import settings
 from django.core.mail.backends.base import BaseEmailBackend
 
 from ..metrics import tally
 from ..recipients import suppression, unsubscribe
-from . import connections, state
+from . import answers, connections, handoff, pace, slots, state
 from .models import Fault
 from .outbox import QueueBackend
 
 logger = logging.getLogger(__name__)
-
-# SMTP replies about the site's own setup: authentication required, mechanism too weak,
-# credentials refused, encryption required.
-SETUP_REPLIES = {530, 534, 535, 538}
-# The HTTP answers of an email service about the site's key.
-SETUP_STATUSES = {401, 403}
 
 
 class DeliverBackend(BaseEmailBackend):
@@ -86,30 +80,53 @@ class DeliverBackend(BaseEmailBackend):
             state.withheld(email_id, withheld)
             return False
         unsubscribe.add_headers(email, message)
-        transport = None
+        alias = self.sending_alias(email.backend_alias)
         try:
             # A mailer MAILERS lacks, or cannot build, is a fault of the site's setup.
-            transport = self.transport(email.backend_alias)
-            refused = send(transport, message)
+            with connections.borrowed(alias) as transport:
+                # Within the provider's limits, for every worker together (pace.py).
+                if (held := pace.acquire(alias, email.delivery.lane)) is not None:
+                    hold(email_id, held.until, held.why)
+                    return False
+                refused = send(transport, message)
+                partly_refused = smtp_refused(transport)
+                tracked = provider_ids(transport, message)
+        except connections.NoConnection as error:
+            hold(email_id, time.time(), str(error))
+            return False
         except Exception as error:
-            if transport is not None:
-                connections.discard(transport)  # a broken connection is not used again
+            verdict = answers.verdict(error)
+            if verdict.throttled:  # not a failed attempt: back in line, the site slows down
+                if verdict.kind == "connections":
+                    slots.too_many(alias)
+                until = pace.throttled(alias, verdict)
+                hold(email_id, until, "throttled", answer=state.answer_of(error))
+                return False
             if isinstance(error, smtplib.SMTPRecipientsRefused):
                 suppression.learn_from_refusals(error.recipients)
-            if state.attempt_failed(email_id, error, fault_of(error), celery_retries_left()):
+            if state.attempt_failed(email_id, error, verdict.fault, celery_retries_left()):
                 raise  # django-celery-email's task schedules the retry
             return False
-        suppression.learn_from_refusals(smtp_refused(transport))
-        state.sent(email_id, {**withheld, **refused}, tracked=provider_ids(transport, message))
+        pace.accepted(alias)
+        suppression.learn_from_refusals(partly_refused)
+        state.sent(email_id, {**withheld, **refused}, tracked=tracked)
         return True
 
-    def transport(self, alias):
-        """This thread's mailer for post_office's backend alias (mail.send(backend=...)), or
-        ours."""
-        mailer = connections.mailer(alias or self.using)
-        if isinstance(mailer, QueueBackend | DeliverBackend):  # it would queue the mail again
-            return connections.mailer(self.using)
-        return mailer
+    def sending_alias(self, backend_alias):
+        """The MAILERS alias that sends for post_office's backend alias (mail.send(backend=...)),
+        or ours: never one that would queue the mail again."""
+        config = settings.MAILERS.get(backend_alias or self.using, {})
+        backend = config.get("BACKEND", "").rpartition(".")[2]
+        if backend in (QueueBackend.__name__, DeliverBackend.__name__):
+            return self.using
+        return backend_alias or self.using
+
+
+def hold(email_id, until, why, answer=None):
+    """The mail waits for the provider's limits until `until` (epoch seconds), then goes back
+    in line."""
+    if state.held(email_id, datetime.fromtimestamp(until, UTC), why, answer):
+        handoff.release_at(until)
 
 
 def recipients_of(email):
@@ -174,44 +191,6 @@ def provider_ids(transport, message):
         for address, recipient in (service.recipients if service else {}).items()
         if recipient.message_id is not None and recipient.status not in ("rejected", "invalid")
     ]
-
-
-def fault_of(error):
-    """Whose fault a failed send is: the message's (refused), passing, or the site's setup."""
-    if isinstance(error, AnymailRecipientsRefused):
-        return Fault.REFUSED
-    if isinstance(error, AnymailAPIError):
-        status = api_status(error)
-        if status in SETUP_STATUSES:
-            return Fault.SETUP
-        if status is not None and 400 <= status < 500 and status != 429:
-            return Fault.REFUSED
-        return Fault.PASSING  # no answer, "slow down" (429), or the service's own trouble (5xx)
-    if isinstance(error, ImproperlyConfigured | ssl.SSLCertVerificationError):
-        return Fault.SETUP
-    if isinstance(error, smtplib.SMTPAuthenticationError | smtplib.SMTPNotSupportedError):
-        return Fault.SETUP
-    if isinstance(error, smtplib.SMTPSenderRefused):
-        return Fault.SETUP if error.smtp_code >= 500 else Fault.PASSING
-    if isinstance(error, smtplib.SMTPRecipientsRefused):
-        codes = [code for code, _ in error.recipients.values()]
-        return Fault.REFUSED if all(code >= 500 for code in codes) else Fault.PASSING
-    if isinstance(error, smtplib.SMTPResponseException):
-        if error.smtp_code in SETUP_REPLIES:
-            return Fault.SETUP
-        return Fault.REFUSED if error.smtp_code >= 500 else Fault.PASSING
-    if isinstance(error, OSError | smtplib.SMTPException):
-        return Fault.PASSING  # no answer: refused connection, timeout, disconnect
-    return Fault.REFUSED  # the message itself cannot be sent as it is
-
-
-def api_status(error):
-    """The HTTP status of an email service's answer, or None if it did not answer."""
-    if error.status_code is not None:
-        return error.status_code
-    if isinstance(error.response, dict):  # boto3's parsed answer, from Amazon SES
-        return error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return None
 
 
 def task_mail_ids():
