@@ -30,7 +30,11 @@ from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from {{ cookiecutter.project_slug }}.delivery import models, pace, state
+from {{ cookiecutter.project_slug }}.delivery import (
+    models,
+    pace,
+    state,
+)
 
 from config import celery_app
 

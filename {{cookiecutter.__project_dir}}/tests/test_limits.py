@@ -15,9 +15,20 @@ from djcelery_email.tasks import send_emails
 from post_office import mail as post_office
 from post_office.models import STATUS, Email
 
-from {{ cookiecutter.project_slug }}.delivery import answers, handoff, pace
+from {{ cookiecutter.project_slug }}.delivery import (
+    answers,
+    handoff,
+    pace,
+)
 from {{ cookiecutter.project_slug }}.delivery.lanes import lane_of
-from {{ cookiecutter.project_slug }}.delivery.models import Delivery, Fault, Lane, Pace, State, Usage
+from {{ cookiecutter.project_slug }}.delivery.models import (
+    Delivery,
+    Fault,
+    Lane,
+    Pace,
+    State,
+    Usage,
+)
 
 from config import celery_app, limits
 

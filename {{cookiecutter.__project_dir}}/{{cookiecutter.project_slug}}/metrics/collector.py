@@ -12,19 +12,23 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from ..delivery import pace
 from ..delivery.models import Delivery, Fault, State
 from ..recipients.models import Event, Suppression
 from .models import Heartbeat, Tally
 from .tally import BUCKETS, FLUSH_EVERY, PER_LANE, format_bound
 
-try:  # the site-wide rate limit and daily quota, where the site has them
-    from ..delivery import pace
-except ImportError:
-    pace = None
-
-UNSENT = (State.QUEUED, State.SCHEDULED, State.HANDED_OFF, State.SENDING, State.RETRYING)
-# Waiting for a worker or for the mail server; a scheduled mail only once its time has come.
-WAITING = (State.QUEUED, State.HANDED_OFF, State.SENDING, State.RETRYING)
+UNSENT = (
+    State.QUEUED,
+    State.SCHEDULED,
+    State.HANDED_OFF,
+    State.SENDING,
+    State.RETRYING,
+    State.HELD,
+)
+# Waiting for a worker, the mail server or the provider's limits; a scheduled mail only once
+# its time has come.
+WAITING = (State.QUEUED, State.HANDED_OFF, State.SENDING, State.RETRYING, State.HELD)
 # A worker that has not beaten for this long is taken for gone.
 HEARTBEAT_TIMEOUT = timedelta(seconds=3 * FLUSH_EVERY)
 # A delivery event is counted once it is this old: the webhook's transaction has committed.
@@ -45,8 +49,7 @@ class MailCollector:
         yield from tallied(Tally.objects.exclude(name=EVENTS_COUNTED_UP_TO))
         yield suppressed()
         yield workers_consuming(now)
-        if pace is not None:
-            yield from limits(pace.standing())
+        yield from limits(pace.standing())
 
 
 def unsent():
@@ -88,10 +91,7 @@ def oldest_waiting(now):
     waiting = Q(state__in=WAITING) | Q(state=State.SCHEDULED, due__lte=now)
     since = Min(Coalesce("email__scheduled_time", "email__created"))
     mails = Delivery.objects.filter(waiting)
-    if PER_LANE:
-        rows = mails.values(*PER_LANE).annotate(since=since).order_by()
-    else:
-        rows = [mails.aggregate(since=since)]
+    rows = mails.values(*PER_LANE).annotate(since=since).order_by()
     oldest = {tuple(row[name] for name in PER_LANE): row["since"] for row in rows}
     for lane in itertools.product(*map(lane_values, PER_LANE)):
         oldest.setdefault(lane, None)  # nothing waits: 0
@@ -129,14 +129,14 @@ def tallied(rows):
     for row in rows:
         pairs = tuple(tuple(pair.split("=", 1)) for pair in row.labels.split(",") if pair)
         series.setdefault(row.name, {})[pairs] = row.value
-    lane = [("lane", "")] if PER_LANE else []
+    lanes = [("lane", value) for value in lane_values("lane")]
     attempts = series.get("mail_attempts", {})
-    for outcome in OUTCOMES:  # each outcome, also at 0: alerts divide by them
-        attempts.setdefault(tuple(sorted([("outcome", outcome), *lane])), 0)
+    for outcome, lane in itertools.product(OUTCOMES, lanes):  # also at 0: alerts divide by them
+        attempts.setdefault(tuple(sorted([("outcome", outcome), lane])), 0)
     yield counter("mail_attempts", "Attempts to send, by what they ended in.", attempts)
     finished = series.get("mail_finished", {})
-    for state in (State.SENT, State.FAILED):
-        finished.setdefault(tuple(sorted([("state", state.value), *lane])), 0)
+    for state, lane in itertools.product((State.SENT, State.FAILED), lanes):
+        finished.setdefault(tuple(sorted([("state", state.value), lane])), 0)
     yield counter("mail_finished", "Mails a worker sent, or failed for good.", finished)
     events = series.get("mail_delivery_events", {})
     for kind in ("delivered", "bounced", "complained", "unsubscribed"):
@@ -170,8 +170,6 @@ def histogram(buckets, sums):
         by_series.setdefault(tuple(labels.get(name, "") for name in PER_LANE), {})[bound] = count
     for pairs in sums:
         by_series.setdefault(tuple(dict(pairs).get(name, "") for name in PER_LANE), {})
-    if not PER_LANE:
-        by_series.setdefault((), {})
     for series, counts in sorted(by_series.items()):
         cumulative, running = [], 0
         for bound in map(format_bound, BUCKETS):

@@ -28,8 +28,8 @@ logger = logging.getLogger(__name__)
 FLUSH_EVERY = 5  # seconds
 # Upper bounds (seconds) of the histogram of the time from send_mail() to the server's acceptance.
 BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, float("inf"))
-# The fields of the delivery row that label a mail's series: its lane, once rows have one.
-PER_LANE = ("lane",) if hasattr(Delivery, "lane") else ()
+# The fields of the delivery row that label a mail's series.
+PER_LANE = ("lane",)
 FINAL = (State.SENT, State.FAILED, State.EXPIRED)
 
 _pending = Counter()  # (metric, labels): what to add to its Tally row
