@@ -8,7 +8,9 @@ import time
 import pytest
 from catcher import SmtpCatcher
 from conftest import bake, report, wait_for
+from containers import CONTAINERS
 from fake_email_api import FakeEmailApi
+from postfix_relay import postfix_relay
 
 LIMIT = 20  # mails a second the server takes, as SES's production accounts start near
 # Seconds a send under way in another thread may take to land after a throttling answer.
@@ -186,4 +188,28 @@ def test_an_api_asking_to_retry_after_3_s_hears_nothing_from_the_site_for_3_s(li
     report(f"[limits] API 429 with Retry-After 3: {len(inside)} requests inside the pause")
     assert status == 429
     assert not inside, f"{len(inside)} requests inside the pause"
+    assert attempts(limited_site)["failed_attempts"] == 0
+
+
+@CONTAINERS
+def test_a_postfix_relay_limiting_its_clients_gets_every_mail_and_the_site_fails_none(
+    limited_site, engine, tmp_path
+):
+    """Debian's Postfix taking 5 connections and 30 mails in 10 s from a client (421 and 450
+    beyond, as relays answer), a site told neither: it learns both and loses nothing."""
+    with postfix_relay(engine, tmp_path) as relay:
+        limited_site.configure(relay)
+        limited_site.start_worker("one")
+        started = time.monotonic()
+        limited_site.script("send.py", "--plain", "90")
+
+        wait_for(lambda: relay.delivered() == 90, 180, "90 mails in the relay's mailbox")
+        seconds = time.monotonic() - started
+        connections, mails = relay.refusals()
+
+    report(
+        f"[limits] Postfix (5 connections, 30 mails in 10 s), told nothing: 90 mails in {seconds:.0f} s, "
+        f"{connections} connections and {mails} mails refused on the way"
+    )
+    assert limited_site.statuses() == {"sent": 90}
     assert attempts(limited_site)["failed_attempts"] == 0
