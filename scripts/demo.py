@@ -14,12 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-from cookiecutter.main import cookiecutter
-
 TEMPLATE = Path(__file__).resolve().parents[1]
 # The tests' SMTP catcher and the scripts they run inside a site.
 sys.path.insert(0, str(TEMPLATE / "tests"))
 from catcher import SmtpCatcher  # noqa: E402
+from harness import bakery  # noqa: E402
 
 SITE_SCRIPTS = TEMPLATE / "tests" / "site"
 BUILD = TEMPLATE / "build" / "demo"
@@ -34,7 +33,7 @@ def landed(message):
 
 def main():
     shutil.rmtree(BUILD, ignore_errors=True)
-    site = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(BUILD)))
+    site = bakery.bake(BUILD)
     with SmtpCatcher() as catcher:
         rows = send_samples(site, catcher)
     received = {message["Message-ID"]: message for message in catcher.messages}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from catcher import SmtpCatcher
-from cookiecutter.main import cookiecutter
+from harness import bakery
 from services import postgres_database, rabbitmq_vhost
 
 TEMPLATE = Path(__file__).resolve().parents[1]
@@ -42,9 +42,7 @@ def pytest_sessionstart(session):
 
 
 def bake(output_dir, **answers):
-    return Site(
-        Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(output_dir), extra_context=answers))
-    )
+    return Site(bakery.bake(output_dir, **answers))
 
 
 def get_json(url, token=None):

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import procfs
-from cookiecutter.main import cookiecutter
+from harness import bakery
 from queues import consumers
 
 TEMPLATE = Path(__file__).resolve().parents[2]
@@ -62,7 +62,7 @@ class BakedSite:
     @classmethod
     def bake(cls, output_dir, template=TEMPLATE):
         shutil.rmtree(output_dir, ignore_errors=True)
-        site = cls(Path(cookiecutter(str(template), no_input=True, output_dir=str(output_dir))))
+        site = cls(bakery.bake(output_dir, template))
         (site.path / "config" / "settings_classic.py").write_text(CLASSIC_SETTINGS)
         return site
 

@@ -2,10 +2,11 @@ import pytest
 from django.conf import settings
 from django.core import mail
 
-from {{ cookiecutter.project_slug }}.delivery import handoff
+from {{ cookiecutter.project_slug }}.delivery import connections, handoff
 
 from config import celery_app
 from config import settings as site_settings
+from tests.mail_server import MailServer
 from tests.scripted_server import OtherServer, ScriptedServer
 
 
@@ -55,6 +56,27 @@ def mail_path(settings, monkeypatch, request):
 def committed(django_capture_on_commit_callbacks):
     """committed(): a block whose transaction commits; what runs after a commit runs at its end."""
     return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+@pytest.fixture
+def mail_server(mail_path, settings):
+    """The mail server your tests send to: what reached it, through the site's whole mail path.
+
+    A mail sent in the test (send_mail(), post_office's mail.send(), a view or a command that
+    sends) goes the way it goes in production: its post_office row, the hand-off once the
+    transaction commits, the worker's code (Celery runs the task in the test), the site's SMTP
+    mailer, and a real SMTP server on 127.0.0.1 that keeps what it received:
+    `mail_server.messages` (parsed: message["To"], message.get_body(("plain",)).get_content()),
+    `mail_server.raw` (the bytes on the wire) and `mail_server.envelopes` (rcpt_tos).
+
+    The mail leaves when the transaction that sent it commits: in a test marked django_db,
+    send inside `with committed():`. See test_welcome.py.
+    """
+    with MailServer() as server:
+        settings.MAILERS = {**settings.MAILERS, "transport": server.mailer}
+        yield server
+        # The worker's thread keeps its connection (delivery/connections.py): close it here.
+        connections.discard(connections.mailer("transport"))
 
 
 @pytest.fixture

@@ -5,4 +5,6 @@ handoff.py   after the commit, a thread publishes a task naming the mail to Rabb
 worker.py    in a Celery worker: take the mail, build it from the row, send it
 state.py     every change of state (queued, handed off, sending, sent, retrying, failed)
 sweeper.py   every minute: hand out what is due (scheduled, retries, left behind)
+
+post_office_replacements.py: post_office's functions that would send in the calling process
 """

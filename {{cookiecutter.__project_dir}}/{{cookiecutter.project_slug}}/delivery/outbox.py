@@ -68,15 +68,6 @@ def on_queued(sender, emails, **kwargs):
     handoff.after_commit(emails)
 
 
-def dispatch(email, log_level=None, disconnect_after_delivery=True, commit=True, connection=None):
-    """Stands in for post_office's Email.dispatch(), which sends in the calling request (for
-    priority "now" and the admin's Resend): here the mail goes to a worker like any other."""
-    state.send_again(email.pk)
-    handoff.after_commit([email])
-    email.status = STATUS.queued
-    return email.status
-
-
 def queued_email(message):
     """An unsaved post_office Email for a Django EmailMessage."""
     alternatives = getattr(message, "alternatives", [])

@@ -28,12 +28,3 @@ def sweep():
             done.left = len(batch) - taken
             break
     return done
-
-
-def send_queued(processes=1, log_level=None):
-    """Stands in for post_office's send_queued(), which sends from the calling process and
-    marks a mail sent once Email.dispatch() returns, which here only hands it to a worker.
-    Hands the due mail to the workers; returns post_office's (sent, failed, requeued), all 0:
-    nothing is sent here."""
-    sweep()
-    return 0, 0, 0

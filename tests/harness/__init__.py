@@ -1,0 +1,1 @@
+"""What the template's tests, its bench and `make demo` share."""
