@@ -2,7 +2,10 @@ import pytest
 from django.conf import settings
 from django.core import mail
 
-from {{ cookiecutter.project_slug }}.delivery import connections, handoff
+from {{ cookiecutter.project_slug }}.delivery import (
+    connections,
+    handoff,
+)
 
 from config import celery_app
 from config import settings as site_settings

@@ -7,8 +7,9 @@ import pytest
 from post_office import mail
 from post_office.models import Email
 
-from {{ cookiecutter.project_slug }}.delivery import post_office_replacements
-from {{ cookiecutter.project_slug }}.delivery.post_office_replacements import REPLACED, REPLACEMENTS
+from {{ cookiecutter.project_slug }}.delivery import (
+    post_office_replacements,
+)
 
 
 def parameters(function, skip_self=False):
@@ -18,12 +19,14 @@ def parameters(function, skip_self=False):
 
 
 @pytest.mark.parametrize(
-    "owner, name, replacement", REPLACEMENTS, ids=[name for _, name, _ in REPLACEMENTS]
+    "owner, name, replacement",
+    post_office_replacements.REPLACEMENTS,
+    ids=[name for _, name, _ in post_office_replacements.REPLACEMENTS],
 )
 def test_each_replacement_takes_what_post_offices_function_takes(owner, name, replacement):
     is_method = isinstance(owner, type)
 
-    assert parameters(REPLACED[name], skip_self=is_method) == parameters(
+    assert parameters(post_office_replacements.REPLACED[name], skip_self=is_method) == parameters(
         replacement, skip_self=is_method
     ), f"post_office's {name} changed: see what the site's replacement must now do"
 
@@ -32,5 +35,5 @@ def test_post_offices_functions_are_replaced_by_the_sites():
     assert Email.dispatch is post_office_replacements.dispatch
     assert mail.send_queued is post_office_replacements.send_queued
     assert mail.send_queued_mail_until_done is post_office_replacements.send_queued_mail_until_done
-    assert REPLACED["dispatch"].__module__ == "post_office.models"
-    assert REPLACED["send_queued"].__module__ == "post_office.mail"
+    assert post_office_replacements.REPLACED["dispatch"].__module__ == "post_office.models"
+    assert post_office_replacements.REPLACED["send_queued"].__module__ == "post_office.mail"
