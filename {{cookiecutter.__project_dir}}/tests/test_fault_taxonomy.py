@@ -1,6 +1,7 @@
 """Whose fault each answer of a mail server or email service is, and what then happens to the
 mail: refused fails it at once, passing retries it until MAIL_GIVE_UP_AFTER, the site's
-setup keeps it waiting however old it gets. One row per answer the site classifies."""
+setup keeps it waiting however old it gets, throttled holds it for the provider's limits
+without counting an attempt. One row per answer the site classifies."""
 
 import smtplib
 import ssl
@@ -13,7 +14,7 @@ from django.core import mail
 from django.core.exceptions import ImproperlyConfigured
 from post_office.models import Email
 
-from {{ cookiecutter.project_slug }}.delivery import models, worker
+from {{ cookiecutter.project_slug }}.delivery import answers, handoff, models
 
 pytestmark = pytest.mark.django_db
 
@@ -46,24 +47,55 @@ ANSWERS = [
     ("API 401", service_error(401), models.Fault.SETUP, 401),
     ("API 403", service_error(403), models.Fault.SETUP, 403),
     ("SES 403 key refused", ses_error(403, "InvalidClientTokenId"), models.Fault.SETUP, 403),
-    # Throttling: the service asks the site to slow down.
-    ("API 429", service_error(429), models.Fault.PASSING, 429),
+    # Throttling: the provider asks the site to slow down (delivery/answers.py).
+    ("API 429", service_error(429), models.Fault.THROTTLED, 429),
     (
         "SES 429 too many requests",
         ses_error(429, "TooManyRequestsException"),
-        models.Fault.PASSING,
+        models.Fault.THROTTLED,
         429,
     ),
+    ("SES throttling", ses_error(400, "Throttling"), models.Fault.THROTTLED, 400),
     (
         "SMTP 454 throttling (SES)",
-        smtplib.SMTPDataError(454, b"Throttling failure"),
-        models.Fault.PASSING,
+        smtplib.SMTPDataError(454, b"Throttling failure: Maximum sending rate exceeded."),
+        models.Fault.THROTTLED,
+        None,
+    ),
+    (
+        "SMTP 454 daily quota (SES)",
+        smtplib.SMTPDataError(454, b"Throttling failure: Daily message quota exceeded."),
+        models.Fault.THROTTLED,
         None,
     ),
     (
         "SMTP 421 try again later",
         smtplib.SMTPDataError(421, b"4.7.0 Try again later"),
-        models.Fault.PASSING,
+        models.Fault.THROTTLED,
+        None,
+    ),
+    (
+        "SMTP 450 too much mail (Postfix)",
+        smtplib.SMTPSenderRefused(450, b"4.7.1 Error: too much mail from 10.0.0.1", "a@b.c"),
+        models.Fault.THROTTLED,
+        None,
+    ),
+    (
+        "SMTP 421 too many connections (Postfix)",
+        smtplib.SMTPConnectError(421, b"4.7.0 relay.test Error: too many connections"),
+        models.Fault.THROTTLED,
+        None,
+    ),
+    (
+        "SMTP 550 daily quota (Gmail)",
+        smtplib.SMTPDataError(550, b"5.4.5 Daily user sending quota exceeded."),
+        models.Fault.THROTTLED,
+        None,
+    ),
+    (
+        "SMTP 432 thread limit (Microsoft 365)",
+        smtplib.SMTPDataError(432, b"4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded"),
+        models.Fault.THROTTLED,
         None,
     ),
     # The service's own trouble, or no answer.
@@ -183,20 +215,22 @@ STATE_AFTER = {
     models.Fault.REFUSED: "failed",
     models.Fault.PASSING: "retrying",
     models.Fault.SETUP: "retrying",
+    models.Fault.THROTTLED: "held",
 }
 
 
 @pytest.mark.parametrize("what, error, fault, status", ANSWERS, ids=ANSWER_IDS)
 def test_each_answer_is_classified(what, error, fault, status):
-    assert worker.fault_of(error) == fault
+    assert answers.verdict(error).fault == fault
     if isinstance(error, AnymailAPIError):
-        assert worker.api_status(error) == status
+        assert answers.api_status(error) == status
 
 
 @pytest.mark.parametrize("what, error, fault, status", ANSWERS, ids=ANSWER_IDS)
 def test_each_answer_leaves_the_mail_as_its_fault_says(
-    what, error, fault, status, server, django_capture_on_commit_callbacks
+    what, error, fault, status, server, django_capture_on_commit_callbacks, monkeypatch
 ):
+    monkeypatch.setattr(handoff, "release_at", lambda when: None)  # held mail stays held here
     server.errors.append(error)
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -204,6 +238,8 @@ def test_each_answer_leaves_the_mail_as_its_fault_says(
 
     delivery = models.Delivery.objects.get(email=Email.objects.latest("pk"))
     assert (delivery.fault, delivery.state) == (fault, STATE_AFTER[fault])
+    # A throttled answer is not an attempt that failed: nothing counts toward the give-up.
+    assert delivery.failed_attempts == (0 if fault == models.Fault.THROTTLED else 1)
 
 
 @pytest.mark.parametrize(
