@@ -14,7 +14,11 @@ from django.core import mail
 from django.core.exceptions import ImproperlyConfigured
 from post_office.models import Email
 
-from {{ cookiecutter.project_slug }}.delivery import answers, handoff, models
+from {{ cookiecutter.project_slug }}.delivery import (
+    answers,
+    handoff,
+    models,
+)
 
 pytestmark = pytest.mark.django_db
 
