@@ -65,7 +65,14 @@ def scrape(client):
 
 
 def value(samples, name, **labels):
-    return samples[(name, tuple(sorted(labels.items())))]
+    """A series' value, added up over the lanes."""
+    found = [
+        number
+        for (sample, pairs), number in samples.items()
+        if sample == name and {key: v for key, v in pairs if key != "lane"} == labels
+    ]
+    assert found, f"no {name} {labels}"
+    return sum(found)
 
 
 def test_anonymous_scrapes_are_asked_for_a_token_and_wrong_ones_refused(client):
@@ -229,7 +236,7 @@ def test_a_scrape_costs_the_same_few_queries_however_many_mails(client, send):
     for number in range(30):
         send(f"{number}@example.com")
     assert queries() == few
-    assert few <= 12
+    assert few <= 14  # 13 here: the mail, the counts, the pace and the quota
 
 
 def test_the_rate_limit_and_quota_are_exported_only_where_they_are_set():
