@@ -78,8 +78,8 @@ def mail_server(mail_path, settings):
     with MailServer() as server:
         settings.MAILERS = {**settings.MAILERS, "transport": server.mailer}
         yield server
-        # The worker's thread keeps its connection (delivery/connections.py): close it here.
-        connections.discard(connections.mailer("transport"))
+        # The worker keeps its connections open (delivery/connections.py): close them here.
+        connections.close_idle("transport")
 
 
 @pytest.fixture

@@ -120,6 +120,13 @@ def _close(mailer):
         _pool.changed.notify()
 
 
+def close_idle(alias):
+    """Close this process's idle connections for an alias now."""
+    with _pool.changed:
+        for mailer, *_ in _pool.idle.pop(alias, []):
+            _close(mailer)
+
+
 def open_now(alias):
     """How many connections this process has open for an alias (idle or in use)."""
     with _pool.changed:
