@@ -13,7 +13,8 @@ from pathlib import Path
 PY_SPY = Path(sys.executable).parent / "py-spy"
 RATE = 100  # samples a second
 READ = "read the task's mails, the suppression list"
-# What the frame right under DeliverBackend.deliver does for the mail.
+# What the frame right under DeliverBackend.deliver (or send_taken, the part of it after
+# the take) does for the mail.
 UNDER_DELIVER = {
     "take": "take (state.take)",
     "get": READ,  # the worker before: one mail read after its take
@@ -22,10 +23,17 @@ UNDER_DELIVER = {
     "add_headers": "build the message",
     "transport": "SMTP",
     "send": "SMTP",
+    "smtp_refused": "SMTP",
+    "provider_ids": "SMTP",
+    "acquire": "the rate limit (pace.py)",
+    "accepted": "the rate limit (pace.py)",
     "sent": "status writes",
     "attempt_failed": "status writes",
     "withheld": "status writes",
+    "hold": "status writes",
 }
+# Context managers: under deliver the /metrics count, under send_taken the connection pool.
+ENTERED = {"deliver": "status writes", "send_taken": "SMTP"}
 ORDER = [
     "Celery and kombu: receive, ack",
     "task decode (django-celery-email)",
@@ -69,10 +77,17 @@ def stage_of(frames):
     names = [frame.split(" (", 1)[0].rsplit(".", 1)[-1] for frame in frames]
     if "prepare" in names and any("delivery/worker.py" in frame for frame in frames):
         return READ
-    for index, (name, frame) in enumerate(zip(names, frames, strict=True)):
-        if name == "deliver" and "delivery/worker.py" in frame:
-            below = names[index + 1] if index + 1 < len(names) else ""
-            return UNDER_DELIVER.get(below, "other")
+    inside = [
+        index
+        for index, (name, frame) in enumerate(zip(names, frames, strict=True))
+        if name in ENTERED and "delivery/worker.py" in frame
+    ]
+    if inside:
+        index = inside[-1]
+        below = names[index + 1] if index + 1 < len(names) else ""
+        if below in ("__enter__", "__exit__"):
+            return ENTERED[names[index]]
+        return UNDER_DELIVER.get(below, "other")
     if any("djcelery_email" in frame for frame in frames):
         return "task decode (django-celery-email)"
     if any(part in frame for frame in frames for part in ("celery/", "kombu/", "amqp/")):
