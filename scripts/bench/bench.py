@@ -148,7 +148,7 @@ def main():
     if not args.only:
         report.chart(results, OUT / "benchmark.png")
     print()
-    print(report.tables(results))
+    print(report.limits_report(results) if args.only == "limits" else report.tables(results))
     print(f"\nTook {results['seconds'] / 60:.1f} minutes; wrote results.json and benchmark.png in {OUT}.")
     if args.full and not args.only:
         print(f"Wrote {report.RESULTS}: `make bench-readme` puts its tables in README.md.")

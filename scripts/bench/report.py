@@ -131,7 +131,7 @@ def limits_targets(rows):
     return [
         check(
             "told the limit: accepted >= 95 % of it, 1 and 2 processes",
-            worst(told, "percent_of_limit"),
+            worst(with_percent(told), "percent"),
             "{:.0f} %",
             lambda v: v >= 95,
         ),
@@ -149,7 +149,7 @@ def limits_targets(rows):
         ),
         check(
             "not told: accepted >= 80 % of the provider's rate",
-            worst(not_told, "percent_of_limit"),
+            worst(with_percent(not_told), "percent"),
             "{:.0f} %",
             lambda v: v >= 80,
         ),
@@ -316,6 +316,11 @@ def tables(results):
     return "\n".join(out)
 
 
+def with_percent(rows):
+    """The rows, each with its accepted rate as a percentage of the server's limit."""
+    return [{**row, "percent": row["rate"] and row["rate"] * 100 / row["limit"]} for row in rows]
+
+
 def limits_tables(rows):
     """The provider's limits, as tables; a run without them shows nothing."""
     return [
@@ -329,6 +334,7 @@ def limits_tables(rows):
                 "arrived",
                 "accepted/s",
                 "of the limit",
+                "second half /s",
                 "throttled per 1000",
                 "most in 1 s",
             ],
@@ -339,7 +345,8 @@ def limits_tables(rows):
                     row["mails"],
                     row["arrived"],
                     number(row["rate"], "{:.1f}"),
-                    number(row["percent_of_limit"], "{:.0f} %"),
+                    number(row["rate"] and row["rate"] * 100 / row["limit"], "{:.0f} %"),
+                    number(row["second_half_rate"], "{:.1f}"),
                     f"{row['throttled_per_1000']:.0f}",
                     row["most_in_any_second"],
                 ]
@@ -378,6 +385,24 @@ def limits_tables(rows):
         ),
         "",
     ]
+
+
+def limits_report(results):
+    """The printed report of a run of the limits alone: their tables, failures and targets."""
+    return "\n".join(
+        [
+            *limits_tables(results["limits"]),
+            *(f"FAILED: {row['kind']}: {row['what']}: {row['error']}" for row in results["failures"]),
+            "Targets",
+            table(
+                ["holds", "target", "measured"],
+                [
+                    [{True: "yes", False: "NO", None: "-"}[row["holds"]], row["target"], row["measured"]]
+                    for row in limits_targets(results["limits"])
+                ],
+            ),
+        ]
+    )
 
 
 def first(rows, scenario, key):
