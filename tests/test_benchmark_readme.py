@@ -64,3 +64,26 @@ def test_the_stage_table_keeps_each_stage_s_samples_apart(bench_report, tmp_path
 
     assert stages == {"take (state.take)": 0.07, "SMTP": 0.5, "status writes": 0.43}
     assert [line.split("  ")[-1].strip() for line in table[2:5]] == ["0.28 (7%)", "2.00 (50%)", "1.72 (43%)"]
+
+
+def test_the_limits_show_only_in_a_run_that_measured_them(bench_report):
+    """A run from before the limits were measured renders as it did; one with them shows their
+    tables and targets."""
+    empty = ["floors", "raw", "request", "end_to_end", "worker", "drain", "provider", "profile", "failures"]
+    machine = {key: "?" for key in ("cpu", "cores", "python", "postgresql", "rabbitmq")}
+    without = {**{key: [] for key in empty}, "machine": {**machine, "memory_gb": 1}}
+    without.update(machine_busy=0.5, waiting_for_cpu=0.1)
+    told = {"scenario": "rate", "variant": "site", "processes": 1, "told": True, "limit": 20, "mails": 200}
+    told.update(arrived=200, rate=19.0, second_half_rate=19.2, throttled_per_1000=5, most_in_any_second=20)
+    with_limits = {**without, "limits": [told]}
+    without["targets"], with_limits["targets"] = (
+        bench_report.targets(without),
+        bench_report.targets(with_limits),
+    )
+
+    plain, measured = bench_report.tables(without), bench_report.tables(with_limits)
+
+    assert "throttling" not in plain and "told the limit" not in plain
+    assert "A server throttling at 20/s" in measured
+    [target] = [line.split() for line in measured.splitlines() if "told the limit: accepted" in line]
+    assert (target[0], target[-2:]) == ("yes", ["95", "%"])

@@ -18,7 +18,10 @@ servers that answer after 0 and 50 ms, each in a process of its own:
 - where the site's worker's CPU goes, stage by stage, sampled by py-spy (flame graphs
   in build/bench/), for the template before (BEFORE, from git) and as it is now;
 - a provider-like server (STARTTLS, AUTH, 20 ms a command, 100 ms more on DATA, 20
-  connections per client): end to end, and the connections opened per 1000 mails.
+  connections per client): end to end, and the connections opened per 1000 mails;
+- the provider's limits (limits.py): a server throttling at 20/s as SES does, the site
+  told the limit and not, with one worker process and two; and a newsletter at 50/s with
+  a transactional mail every 0.5 s. `--only limits` runs these alone.
 
 Prints tables and which targets hold; writes build/bench/results.json and
 build/bench/benchmark.png. `--quick` runs small sizes for a first look, `--full`
@@ -37,6 +40,7 @@ import sys
 import time
 from pathlib import Path
 
+import limits
 import psycopg
 import report
 import scenarios
@@ -58,6 +62,7 @@ SIZES = {
         "worker": 300,
         "drain": [1000, 5000],
         "provider": [100, 300],
+        "limits": {"rate": 200, "newsletter": 1000},
     },
     "default": {
         "raw": 2000,
@@ -66,6 +71,7 @@ SIZES = {
         "worker": 1000,
         "drain": [2000, 20000],
         "provider": [200, 1000],
+        "limits": {"rate": 400, "newsletter": 2000},
     },
     "full": {
         "raw": 2000,
@@ -74,6 +80,7 @@ SIZES = {
         "worker": 1000,
         "drain": [10000, 100000],
         "provider": [300, 2000],
+        "limits": {"rate": 1000, "newsletter": 5000},
     },
 }
 RAW_CONNECTIONS = 50
@@ -89,6 +96,7 @@ def main():
     size.add_argument("--quick", action="store_true", help="small sizes, for a first look (2 minutes)")
     size.add_argument("--full", action="store_true", help="the sizes of the targets (about 20 minutes)")
     parser.add_argument("--delays", default="0,50", help="SMTP server answer delays in ms (default 0,50)")
+    parser.add_argument("--only", choices=["limits"], help="run only this group of scenarios")
     args = parser.parse_args()
     # Stopped with SIGTERM, still remove the virtual host and the database and stop the workers.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))
@@ -125,35 +133,44 @@ def main():
             "drain": [],
             "provider": [],
             "profile": [],
+            "limits": [],
         }
-        measure(results, site, before, sizes, delays, sinks, sqlite, postgres)
+        if args.only != "limits":
+            measure(results, site, before, sizes, delays, sinks, sqlite, postgres)
+        measure_limits(results, site, before, sizes["limits"], postgres)
     results["machine_busy"], results["waiting_for_cpu"] = load.busy(), load.waiting_for_cpu()
     results["seconds"] = time.monotonic() - started
     results["targets"] = report.targets(results)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "results.json").write_text(json.dumps(results, indent=2))
-    if args.full:  # the run the README shows: `make bench-readme` writes its tables there
+    if args.full and not args.only:  # the run the README shows: `make bench-readme` writes its tables there
         report.RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    report.chart(results, OUT / "benchmark.png")
+    if not args.only:
+        report.chart(results, OUT / "benchmark.png")
     print()
-    print(report.tables(results))
+    print(report.limits_report(results) if args.only == "limits" else report.tables(results))
     print(f"\nTook {results['seconds'] / 60:.1f} minutes; wrote results.json and benchmark.png in {OUT}.")
-    if args.full:
+    if args.full and not args.only:
         print(f"Wrote {report.RESULTS}: `make bench-readme` puts its tables in README.md.")
 
 
+def run_step(results, kind, what, function, *args):
+    """Run one measurement, print how long it took, and add its figures (or its failure) to `results`."""
+    print(f"{kind}: {what} ...", end=" ", flush=True)
+    began = time.monotonic()
+    try:
+        found = function(*args)
+    except RuntimeError as error:
+        print(f"FAILED: {error}", flush=True)
+        results["failures"].append({"kind": kind, "what": what, "error": str(error)})
+        return
+    results[kind] += found if isinstance(found, list) else [found]
+    print(f"{time.monotonic() - began:.0f} s", flush=True)
+
+
 def measure(results, site, before, sizes, delays, sinks, sqlite, postgres):
-    def step(kind, what, function, *args):
-        print(f"{kind}: {what} ...", end=" ", flush=True)
-        began = time.monotonic()
-        try:
-            found = function(*args)
-        except RuntimeError as error:
-            print(f"FAILED: {error}", flush=True)
-            results["failures"].append({"kind": kind, "what": what, "error": str(error)})
-            return
-        results[kind] += found if isinstance(found, list) else [found]
-        print(f"{time.monotonic() - began:.0f} s", flush=True)
+    def step(*args):
+        run_step(results, *args)
 
     what = "a bare commit on each database, a confirmed publish"
     step("floors", what, floors, postgres, site.env["CELERY_BROKER_URL"], sizes["requests"])
@@ -220,6 +237,31 @@ def measure(results, site, before, sizes, delays, sinks, sqlite, postgres):
     for setup, count in ((scenarios.CLASSIC, classic), (scenarios.SITE, site_count)):
         what = f"{setup.name}, {count} mails, provider-like server"
         step("provider", what, scenarios.provider, site, setup, postgres, count, sinks["provider"])
+
+
+def measure_limits(results, site, before, sizes, postgres):
+    """The provider's limits: the rate against a throttling server, and a newsletter's transactional mail."""
+    count = sizes["rate"]
+    rate_runs = [
+        (setup, told) for told in (True, False) for setup in (scenarios.SITE, scenarios.SITE_TWO_PROCESSES)
+    ]
+    for setup, told in [*rate_runs, (scenarios.CLASSIC, False)]:
+        what = (
+            f"{setup.name}, {count} mails, server at {limits.RATE_LIMIT}/s, {'told' if told else 'not told'}"
+        )
+        run_step(results, "limits", what, limits.rate, site, setup, postgres, count, told)
+    count = sizes["newsletter"]
+    with contextlib.ExitStack() as stack:
+        newsletter_runs = [(site, scenarios.SITE, postgres, True), (site, scenarios.CLASSIC, postgres, False)]
+        if before:  # it knows no MAIL_RATE_LIMIT; its tables as its own migrations make them
+            before_database = stack.enter_context(postgres_database("bench_before"))
+            before.python("manage.py", "migrate", "--verbosity", "0", env={"DATABASE_URL": before_database})
+            newsletter_runs.append((before, scenarios.SITE_BEFORE, before_database, False))
+        for baked, setup, database, told in newsletter_runs:
+            what = (
+                f"{setup.name}, newsletter of {count} at {limits.NEWSLETTER_LIMIT}/s with transactional mail"
+            )
+            run_step(results, "limits", what, limits.newsletter, baked, setup, database, count, told)
 
 
 def machine(postgres):

@@ -115,6 +115,50 @@ def targets(results):
         check("request p99 <= 15 ms", site_p99, "{:.2f} ms", lambda v: v <= 15),
         check(f"{large} backlog: peak RSS < 300 MB per process", rss, "{:.0f} MB", lambda v: v < 300),
         check(f"drain time({large}) / time({small}) <= 12", scaling, "{:.1f}", lambda v: v <= 12),
+        *(limits_targets(results["limits"]) if "limits" in results else []),
+    ]
+
+
+def limits_targets(rows):
+    """The provider's limits: the site's worst run of each kind, one process or two."""
+    told = find(rows, scenario="rate", variant="site", told=True) + find(
+        rows, scenario="rate", variant="site, 2 processes", told=True
+    )
+    not_told = find(rows, scenario="rate", variant="site", told=False) + find(
+        rows, scenario="rate", variant="site, 2 processes", told=False
+    )
+    newsletter = find(rows, scenario="newsletter", variant="site")
+    return [
+        check(
+            "told the limit: accepted >= 95 % of it, 1 and 2 processes",
+            worst(with_percent(told), "percent"),
+            "{:.0f} %",
+            lambda v: v >= 95,
+        ),
+        check(
+            "told the limit: throttled <= 1 % of mails",
+            worst(told, "throttled_per_1000", max),
+            "{:.0f} per 1000",
+            lambda v: v <= 10,
+        ),
+        check(
+            "not told: throttled <= 10 % of mails",
+            worst(not_told, "throttled_per_1000", max),
+            "{:.0f} per 1000",
+            lambda v: v <= 100,
+        ),
+        check(
+            "not told: accepted >= 80 % of the provider's rate",
+            worst(with_percent(not_told), "percent"),
+            "{:.0f} %",
+            lambda v: v >= 80,
+        ),
+        check(
+            "newsletter at the limit: transactional p99 <= 1 s to the server",
+            worst(newsletter, "p99_s", max),
+            "{:.2f} s",
+            lambda v: v <= 1,
+        ),
     ]
 
 
@@ -258,6 +302,7 @@ def tables(results):
             ],
         ),
         "",
+        *(limits_tables(results["limits"]) if "limits" in results else []),
         *(f"FAILED: {row['kind']}: {row['what']}: {row['error']}" for row in results["failures"]),
         "Targets",
         table(
@@ -269,6 +314,104 @@ def tables(results):
         ),
     ]
     return "\n".join(out)
+
+
+def with_percent(rows):
+    """The rows, each with its accepted rate as a percentage of the server's limit."""
+    return [{**row, "percent": row["rate"] and row["rate"] * 100 / row["limit"]} for row in rows]
+
+
+def limits_tables(rows):
+    """The provider's limits, as tables; a run without them shows nothing."""
+    return [
+        f"A server throttling at {first(rows, 'rate', 'limit')}/s across connections as SES does (454 "
+        "beyond), end to end on PostgreSQL; told: MAIL_RATE_LIMIT set to it",
+        table(
+            [
+                "variant",
+                "told",
+                "mails",
+                "arrived",
+                "accepted/s",
+                "of the limit",
+                "second half /s",
+                "throttled per 1000",
+                "most in 1 s",
+            ],
+            [
+                [
+                    VARIANT_NAMES[row["variant"]].split(":")[0],
+                    "yes" if row["told"] else "no",
+                    row["mails"],
+                    row["arrived"],
+                    number(row["rate"], "{:.1f}"),
+                    number(row["rate"] and row["rate"] * 100 / row["limit"], "{:.0f} %"),
+                    number(row["second_half_rate"], "{:.1f}"),
+                    f"{row['throttled_per_1000']:.0f}",
+                    row["most_in_any_second"],
+                ]
+                for row in find(rows, scenario="rate")
+            ],
+        ),
+        "",
+        f"A newsletter (Precedence: bulk) to a server taking {first(rows, 'newsletter', 'limit')}/s while a "
+        "transactional mail goes every 0.5 s: its time from send_mail() to the server (s)",
+        table(
+            [
+                "variant",
+                "told",
+                "bulk",
+                "bulk left at the last",
+                "transactional",
+                "not arrived",
+                "p50",
+                "p99",
+                "throttled per 1000",
+            ],
+            [
+                [
+                    VARIANT_NAMES[row["variant"]].split(":")[0],
+                    "yes" if row["told"] else "no",
+                    row["mails"],
+                    row["bulk_left_at_last_transactional"],
+                    row["transactional"],
+                    row["transactional_missing"],
+                    waited(row, "p50_s"),
+                    waited(row, "p99_s"),
+                    f"{row['throttled_per_1000']:.0f}",
+                ]
+                for row in find(rows, scenario="newsletter")
+            ],
+        ),
+        "",
+    ]
+
+
+def limits_report(results):
+    """The printed report of a run of the limits alone: their tables, failures and targets."""
+    return "\n".join(
+        [
+            *limits_tables(results["limits"]),
+            *(f"FAILED: {row['kind']}: {row['what']}: {row['error']}" for row in results["failures"]),
+            "Targets",
+            table(
+                ["holds", "target", "measured"],
+                [
+                    [{True: "yes", False: "NO", None: "-"}[row["holds"]], row["target"], row["measured"]]
+                    for row in limits_targets(results["limits"])
+                ],
+            ),
+        ]
+    )
+
+
+def first(rows, scenario, key):
+    return next((row[key] for row in find(rows, scenario=scenario)), "?")
+
+
+def waited(row, key):
+    """A wait; one as long as the run's window is a mail that did not arrive in it."""
+    return f"> {row['window_seconds']:.0f}" if row[key] >= row["window_seconds"] else f"{row[key]:.2f}"
 
 
 def stage_table(runs):
