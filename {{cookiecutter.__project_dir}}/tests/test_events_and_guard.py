@@ -9,16 +9,14 @@ import json
 
 import pytest
 from anymail.signals import AnymailTrackingEvent, tracking
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import NameOID
 from django.test import RequestFactory
 from django.urls import resolve
 from django.utils import timezone
 from post_office import mail as post_office
 
 from {{ cookiecutter.project_slug }}.recipients import models, webhooks
+
+from tests import sns
 
 pytestmark = pytest.mark.django_db
 
@@ -134,41 +132,6 @@ def test_a_service_whose_signing_key_is_missing_gets_503(service, client, provid
     assert b"not set up" in answer.content
 
 
-CERT_URL = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0123.pem"
-
-
-def sns_message_signed_with(valid_days):
-    """An SNS notification signed with a key whose certificate is valid for `valid_days`
-    (from, to) around now, and that certificate."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now + datetime.timedelta(days=valid_days[0]))
-        .not_valid_after(now + datetime.timedelta(days=valid_days[1]))
-        .sign(key, hashes.SHA256())
-    )
-    message = {
-        "Type": "Notification",
-        "MessageId": "a1b2",
-        "TopicArn": "arn:aws:sns:eu-west-1:123456789012:ses-events",
-        "Message": '{"eventType": "Delivery"}',
-        "Timestamp": "2026-01-01T00:00:00.000Z",
-        "SignatureVersion": "2",
-        "SigningCertURL": CERT_URL,
-    }
-    names = ["Message", "MessageId", "Timestamp", "TopicArn", "Type"]
-    text = "".join(f"{name}\n{message[name]}\n" for name in names)
-    signature = key.sign(text.encode(), padding.PKCS1v15(), hashes.SHA256())
-    message["Signature"] = base64.b64encode(signature).decode()
-    return message, certificate
-
-
 @pytest.mark.parametrize(
     "valid_days, verifies",
     [((-1, 1), True), ((-30, -1), False), ((1, 30), False)],
@@ -177,7 +140,8 @@ def sns_message_signed_with(valid_days):
 def test_an_sns_certificate_counts_only_while_it_is_valid(
     service, client, monkeypatch, valid_days, verifies
 ):
-    message, certificate = sns_message_signed_with(valid_days)
+    key, certificate = sns.key_and_certificate(valid_days)
+    message = sns.signed(key)
     monkeypatch.setattr(webhooks, "sns_certificate", lambda url: certificate)
 
     assert webhooks.sns_signature_ok(message) is verifies

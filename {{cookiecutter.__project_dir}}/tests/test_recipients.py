@@ -2,16 +2,11 @@
 the suppression list (fed by events, SMTP refusals and staff), and one-click unsubscribe."""
 
 import base64
-import datetime
 import email.policy
 import json
 
 import pytest
 from anymail.signals import AnymailTrackingEvent, tracking
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import NameOID
 from django.contrib.admin.models import LogEntry
 from django.core import mail
 from django.db import connection
@@ -26,6 +21,8 @@ from {{ cookiecutter.project_slug }}.recipients import (
     unsubscribe,
     webhooks,
 )
+
+from tests import sns
 
 pytestmark = pytest.mark.django_db
 
@@ -240,44 +237,7 @@ def test_staff_add_an_address_by_hand(admin_client, admin_user):
 
 @pytest.fixture(scope="module")
 def sns_key():
-    """A key and a self-signed certificate standing in for SNS's."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return key, certificate
-
-
-CERT_URL = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0123.pem"
-
-
-def signed(key, version="2", **fields):
-    message = {
-        "Type": "Notification",
-        "MessageId": "a1b2",
-        "TopicArn": "arn:aws:sns:eu-west-1:123456789012:ses-events",
-        "Message": '{"eventType": "Delivery"}',
-        "Timestamp": "2026-01-01T00:00:00.000Z",
-        "SignatureVersion": version,
-        "SigningCertURL": CERT_URL,
-        **fields,
-    }
-    names = ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
-    text = "".join(f"{name}\n{message[name]}\n" for name in names if name in message)
-    digest = hashes.SHA256() if version == "2" else hashes.SHA1()  # noqa: S303 (SNS's v1)
-    message["Signature"] = base64.b64encode(
-        key.sign(text.encode(), padding.PKCS1v15(), digest)
-    ).decode()
-    return message
+    return sns.key_and_certificate()
 
 
 @pytest.fixture
@@ -294,14 +254,14 @@ def sns_serves(sns_key, monkeypatch):
 
 @pytest.mark.parametrize("version", ["1", "2"])
 def test_an_sns_message_signed_by_sns_verifies(sns_key, sns_serves, version):
-    assert webhooks.sns_signature_ok(signed(sns_key[0], version, Subject="Amazon SES"))
-    assert sns_serves == [CERT_URL]
+    assert webhooks.sns_signature_ok(sns.signed(sns_key[0], version, Subject="Amazon SES"))
+    assert sns_serves == [sns.CERT_URL]
 
 
 def test_an_altered_or_unsigned_sns_message_does_not_verify(sns_key, sns_serves):
-    altered = {**signed(sns_key[0]), "Message": '{"eventType": "Bounce"}'}
-    unsigned = {**signed(sns_key[0]), "Signature": ""}
-    unknown_version = signed(sns_key[0], SignatureVersion="3")
+    altered = {**sns.signed(sns_key[0]), "Message": '{"eventType": "Bounce"}'}
+    unsigned = {**sns.signed(sns_key[0]), "Signature": ""}
+    unknown_version = sns.signed(sns_key[0], SignatureVersion="3")
 
     assert not webhooks.sns_signature_ok(altered)
     assert not webhooks.sns_signature_ok(unsigned)
@@ -318,7 +278,7 @@ def test_an_altered_or_unsigned_sns_message_does_not_verify(sns_key, sns_serves)
     ],
 )
 def test_a_certificate_off_sns_is_not_even_fetched(sns_key, sns_serves, url):
-    assert not webhooks.sns_signature_ok(signed(sns_key[0], SigningCertURL=url))
+    assert not webhooks.sns_signature_ok(sns.signed(sns_key[0], SigningCertURL=url))
     assert sns_serves == []
 
 
@@ -367,8 +327,8 @@ def test_sns_messages_are_taken_only_from_the_listed_topics(
     client, service, settings, sns_key, sns_serves
 ):
     ours = "arn:aws:sns:eu-west-1:123456789012:ses-events"
-    message = signed(sns_key[0], Message=json.dumps(SES_DELIVERY), TopicArn=ours)
-    another = signed(
+    message = sns.signed(sns_key[0], Message=json.dumps(SES_DELIVERY), TopicArn=ours)
+    another = sns.signed(
         sns_key[0],
         Message=json.dumps(SES_DELIVERY),
         TopicArn="arn:aws:sns:eu-west-1:999999999999:not-ours",
