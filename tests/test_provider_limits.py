@@ -209,7 +209,11 @@ def test_a_postfix_relay_limiting_its_clients_gets_every_mail_and_the_site_fails
         started = time.monotonic()
         limited_site.script("send.py", "--plain", "90")
 
-        wait_for(lambda: relay.delivered() == 90, 180, "90 mails in the relay's mailbox")
+        try:
+            wait_for(lambda: relay.delivered() == 90, 180, "90 mails in the relay's mailbox")
+        except pytest.fail.Exception as timed_out:
+            found = f"{relay.delivered()} in the mailbox, the site's mail: {attempts(limited_site)}"
+            raise AssertionError(found) from timed_out
         seconds = time.monotonic() - started
         connections, mails = relay.refusals()
 

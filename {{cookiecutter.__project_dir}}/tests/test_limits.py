@@ -10,6 +10,7 @@ import requests
 from anymail.exceptions import AnymailAPIError
 from django.core import mail
 from django.core.exceptions import ImproperlyConfigured
+from django.db import OperationalError
 from django.utils import timezone
 from djcelery_email.tasks import send_emails
 from post_office import mail as post_office
@@ -19,6 +20,7 @@ from {{ cookiecutter.project_slug }}.delivery import (
     answers,
     handoff,
     pace,
+    slots,
 )
 from {{ cookiecutter.project_slug }}.delivery.lanes import lane_of
 from {{ cookiecutter.project_slug }}.delivery.models import (
@@ -253,6 +255,20 @@ def test_a_throttled_mail_is_held_not_failed_and_goes_back_in_line(server, commi
     assert Delivery.objects.get().state == State.SENT
     assert Email.objects.get().status == STATUS.sent
     assert len(mail.outbox) == 1
+
+
+@pytest.mark.django_db
+def test_a_mail_the_server_took_is_sent_though_its_connection_cannot_go_back(
+    server, committed, monkeypatch
+):
+    def database_gone(alias, slot):
+        raise OperationalError("sorry, too many clients already")
+
+    monkeypatch.setattr(slots, "allowed", database_gone)
+    with committed():
+        post_office.send("ada@example.com", subject="Reset", message="Your link")
+
+    assert (Delivery.objects.get().state, len(mail.outbox)) == (State.SENT, 1)
 
 
 @pytest.mark.django_db

@@ -5,6 +5,7 @@ for every worker of the site together (slots.py). A connection left unused longe
 MAIL_CONNECTION_IDLE is closed: servers drop idle connections."""
 
 import contextlib
+import logging
 import threading
 import time
 
@@ -15,6 +16,8 @@ from . import slots
 
 # A mail that waits this long for a connection goes back in line.
 MAX_WAIT = 60.0
+
+logger = logging.getLogger(__name__)
 
 
 class NoConnection(Exception):
@@ -53,7 +56,11 @@ def borrowed(alias):
     except BaseException:
         _close(mailer)
         raise
-    _give_back(alias, mailer)
+    try:
+        _give_back(alias, mailer)
+    except Exception:  # the use went well: the mail is not failed for the pool's trouble
+        logger.exception("A connection to %s could not go back to the pool: closed", alias)
+        _close(mailer)
 
 
 def _take(alias):
@@ -116,7 +123,9 @@ def _close(mailer):
         mailer.close()
     with _pool.changed:
         if (held := _pool.slot_of.pop(id(mailer), None)) is not None:
-            slots.give_back(*held)
+            # A database that cannot free the slot has lost the connection holding it.
+            with contextlib.suppress(Exception):
+                slots.give_back(*held)
         _pool.changed.notify()
 
 
