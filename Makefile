@@ -44,6 +44,6 @@ lint: install
 	$(BIN)/ruff check hooks tests scripts
 	$(BIN)/ruff format --check hooks tests scripts
 
-# The admin pages the site README shows, taken again by their test in headless Chromium.
+# The admin pages the site's docs/states.md shows, taken again by their test in headless Chromium.
 screenshots: install
 	UPDATE_SCREENSHOTS=1 $(BIN)/pytest -n 0 tests/test_admin_pages.py

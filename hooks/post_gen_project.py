@@ -43,7 +43,7 @@ Baked {site.name} in {site}. Next:
     make run             # web, worker, sweeper and a mail catcher on this machine
     make test
 
-.env holds this site's secrets; it is in .gitignore. The README explains the
-mail path and how to deploy with compose or supervisor and cron.
+.env holds this site's secrets; it is in .gitignore. The README and its docs/ pages
+explain the mail path and how to deploy with compose or supervisor and cron.
 """
 )

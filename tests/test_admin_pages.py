@@ -1,5 +1,5 @@
 """The mail admin in a real browser (headless Chromium from Debian): what a staff user reads,
-at 1400 px, and the screenshots in the site README (`make screenshots` refreshes them)."""
+at 1400 px, and the screenshots in the site's docs/states.md (`make screenshots` refreshes them)."""
 
 import os
 import shutil

@@ -1,5 +1,5 @@
 """compose.yaml and compose.override.yaml of the baked site: valid for the Compose spec and
-for Docker Compose v2 itself, and saying what the README promises. Here the files are read
+for Docker Compose v2 itself, and saying what the site's docs/deploy.md promises. Here the files are read
 and the commands they start run on this machine; test_compose_up.py runs the files themselves."""
 
 import base64
@@ -59,7 +59,7 @@ def test_the_compose_files_are_valid_for_the_compose_spec_and_for_docker_compose
     assert config.returncode != 0
 
 
-def test_compose_runs_the_site_on_rabbitmq_and_postgresql_as_the_readme_says(baked):
+def test_compose_runs_the_site_on_rabbitmq_and_postgresql_as_the_deploy_page_says(baked):
     production = compose_config(baked, "compose.yaml", profile="monitoring")
     services = production["services"]
     env = env_file(baked)

@@ -144,7 +144,7 @@ LOGGING = {
 # send_mail() writes a post_office Email row and returns. The row is handed to
 # a Celery worker through django-celery-email's task; in the worker the
 # "deliver" mailer sends it through "transport" and writes the outcome on the row.
-# See the delivery app and the README's "Where a mail stands".
+# See the delivery app, docs/mail-path.md and docs/states.md.
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="noreply@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # smtp (EMAIL_URL) or an email service's API: see config/transport.py.

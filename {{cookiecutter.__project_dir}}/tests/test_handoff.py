@@ -58,7 +58,7 @@ def test_an_unreachable_broker_is_left_alone_for_10_seconds(broker, monkeypatch,
     assert broker.tries == 1
 
     broker.down = False
-    clock.now += 9.9  # the README promises 10 s
+    clock.now += 9.9  # docs/mail-path.md promises 10 s
     with committed():
         mail.send_mail("Within the pause", "Body", None, ["bob@example.com"])
     assert broker.tries == 1, "the broker was asked again within the pause"
