@@ -30,6 +30,7 @@ UNDER_DELIVER = {
     "sent": "status writes",
     "attempt_failed": "status writes",
     "failed": "status writes",
+    "after_error": "status writes",
     "withheld": "status writes",
     "hold": "status writes",
 }

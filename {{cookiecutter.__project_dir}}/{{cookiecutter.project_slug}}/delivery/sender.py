@@ -96,16 +96,7 @@ class SenderBackend(BaseEmailBackend):
             hold(email_id, time.time(), str(error))
             return False
         except Exception as error:
-            verdict = answers.verdict(error)
-            if verdict.throttled:  # not a failed attempt: back in line, the site slows down
-                if verdict.kind == "connections":
-                    slots.too_many(alias)
-                until = pace.throttled(alias, verdict)
-                hold(email_id, until, "throttled", answer=answer_of(error))
-                return False
-            if isinstance(error, smtplib.SMTPRecipientsRefused):
-                suppression.learn_from_refusals(error.recipients)
-            if failed(email_id, error, verdict.fault, task.retries_left()):
+            if after_error(email_id, alias, error):
                 raise  # the task retries the mail (task.py)
             return False
         pace.accepted(alias)
@@ -140,6 +131,20 @@ def take(email, message_id):
             return email
         email = for_sending([email.pk]).get(email.pk)  # it changed since it was read
     return None
+
+
+def after_error(email_id, alias, error):
+    """Write what a send's error means for the mail; True if the task should retry it now."""
+    verdict = answers.verdict(error)
+    if verdict.throttled:  # not a failed attempt: back in line, the site slows down
+        if verdict.kind == "connections":
+            slots.too_many(alias)
+        until = pace.throttled(alias, verdict)
+        hold(email_id, until, "throttled", answer=answer_of(error))
+        return False
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        suppression.learn_from_refusals(error.recipients)
+    return failed(email_id, error, verdict.fault, task.retries_left())
 
 
 def failed(email_id, error, fault, retries_left):

@@ -41,6 +41,7 @@ class Rule(NamedTuple):
     sources: tuple | None  # the states a mail may be in (the UPDATE's guard); ANY: whatever
     targets: tuple  # the states it may go to; (): its state stays, only `due` moves
     status: bool  # post_office's status is written with it
+    counted: bool = False  # a failed attempt: counted on the delivery and post_office's row
 
 
 # The moves, by what triggers them.
@@ -51,7 +52,7 @@ MOVES = {
     "taken": Rule((State.SCHEDULED, *TAKEABLE), (State.SENDING,), False),  # by a worker
     "sent": Rule(ANY, (State.SENT,), True),  # the server accepted it: what happened
     "withheld": Rule((State.SENDING,), (State.FAILED,), True),  # every recipient suppressed
-    "failed attempt": Rule((State.SENDING,), (State.RETRYING, State.FAILED), True),
+    "failed attempt": Rule((State.SENDING,), (State.RETRYING, State.FAILED), True, counted=True),
     "held": Rule((State.SENDING,), (State.HELD,), False),  # the provider's limits
     "interrupted": Rule((State.SENDING,), (State.RETRYING,), True),  # its worker died
     "expired": Rule(PENDING, (State.EXPIRED,), True),  # its expires_at passed
@@ -70,28 +71,36 @@ class Note(NamedTuple):
 def move(trigger, ids, to=None, *, version=None, attempts=0, log=None, **fields):
     """Make the move `trigger` of MOVES for the mails `ids` in one of its states (and at
     `version`, if given): their delivery rows get `to` and `fields`; post_office's status
-    follows (its mail counted `attempts` failed attempts); `log`, a Note, writes a Log row
-    each. Returns how many mails moved."""
+    follows (its mail counted `attempts` failed attempts, written if the move counts one);
+    `log`, a Note, writes a Log row each. Returns how many mails moved."""
     rule = MOVES[trigger]
     if to not in (rule.targets or (None,)):
         raise ValueError(f"{trigger!r} moves no mail to {to!r}")
+    if to is not None:
+        fields["state"] = to
+    if rule.counted:
+        fields["failed_attempts"] = attempts
+    deliveries = guarded(rule, ids, version)
     now = timezone.now()
+    with transaction.atomic(savepoint=False) if rule.status else nullcontext():
+        moved = deliveries.update(version=F("version") + 1, changed=now, **fields)
+        if moved and rule.status:
+            status = post_office_status(to, attempts)
+            retries = {"number_of_retries": attempts} if rule.counted else {}
+            Email.objects.filter(pk__in=ids).update(status=status, last_updated=now, **retries)
+        if moved and log is not None:
+            write_log(ids, to, log)
+    return moved
+
+
+def guarded(rule, ids, version):
+    """The delivery rows of `ids` a move may change: in one of its states, at `version`."""
     deliveries = Delivery.objects.filter(email_id__in=ids)
     if rule.sources is not ANY:
         deliveries = deliveries.filter(state__in=rule.sources)
     if version is not None:
         deliveries = deliveries.filter(version=version)
-    if to is not None:
-        fields["state"] = to
-    with transaction.atomic(savepoint=False) if rule.status else nullcontext():
-        moved = deliveries.update(version=F("version") + 1, changed=now, **fields)
-        if moved and rule.status:
-            status = post_office_status(to, attempts)
-            retries = {"number_of_retries": attempts} if trigger == "failed attempt" else {}
-            Email.objects.filter(pk__in=ids).update(status=status, last_updated=now, **retries)
-        if moved and log is not None:
-            write_log(ids, to, log)
-    return moved
+    return deliveries
 
 
 def write_log(ids, to, note):
@@ -237,7 +246,7 @@ def attempt_failed(email_id, answer, error_type, fault, celery_retries_left):
         celery_retries_left,
     )
     log = Note(then.note, error_type) if get_log_level() >= 1 else None
-    failed = {"due": then.due, "fault": fault, "reason": answer, "failed_attempts": attempts}
+    failed = {"due": then.due, "fault": fault, "reason": answer}
     if not move("failed attempt", [email_id], then.state, attempts=attempts, log=log, **failed):
         return False  # the sweeper gave the mail to another worker meanwhile
     return celery_retries_left and then.state == State.RETRYING
