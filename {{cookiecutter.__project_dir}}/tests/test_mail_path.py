@@ -21,6 +21,7 @@ from {{ cookiecutter.project_slug }}.delivery import handoff, task
 from {{ cookiecutter.project_slug }}.delivery.models import Delivery
 from {{ cookiecutter.project_slug }}.recipients import suppression
 
+from config.mail import MAIL_ID_ATTRIBUTE, SENDER_MAILER
 from tests.samples import TEMPLATE_LIKE_SUBJECT
 
 pytestmark = pytest.mark.django_db
@@ -117,7 +118,10 @@ def test_a_task_names_the_mail_and_carries_nothing_else():
     carried = task.message(email.pk, email.message_id)
 
     assert "Secret" not in str(carried) and "ada@example.com" not in str(carried)
-    assert (carried["email_id"], carried["headers"]) == (email.pk, {"Message-ID": email.message_id})
+    assert (carried[MAIL_ID_ATTRIBUTE], carried["headers"]) == (
+        email.pk,
+        {task.MESSAGE_ID_HEADER: email.message_id},
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -213,7 +217,7 @@ def test_after_the_last_celery_retry_the_sweeper_takes_over(server, settings):
 
     last_retry = settings.MAIL_MAX_RETRIES
     message = task.message(email.pk, email.message_id)
-    send_emails.apply(((message,), {}), {"using": "deliver"}, retries=last_retry)
+    send_emails.apply(((message,), {}), {"using": SENDER_MAILER}, retries=last_retry)
 
     delivery = state_of(email)
     assert delivery.state == "retrying"
@@ -271,7 +275,7 @@ def refuse_connection(*args, **kwargs):
 def test_a_mail_handed_out_twice_is_sent_once(send):
     email = send()
 
-    send_emails((task.message(email.pk, email.message_id),), {}, using="deliver")
+    send_emails((task.message(email.pk, email.message_id),), {}, using=SENDER_MAILER)
 
     assert len(mail.outbox) == 1
 
@@ -281,7 +285,7 @@ def test_a_task_whose_message_id_is_not_the_rows_sends_nothing():
     Delivery.objects.filter(email_id=email.pk).update(state="retrying")
     mail.outbox = []
 
-    send_emails((task.message(email.pk, "<another-site@example.com>"),), {}, using="deliver")
+    send_emails((task.message(email.pk, "<another-site@example.com>"),), {}, using=SENDER_MAILER)
 
     assert mail.outbox == []
     assert state_of(email).state == "retrying"
