@@ -1,3 +1,5 @@
+from itertools import batched
+
 import django.db.models.deletion
 from django.db import migrations, models
 
@@ -10,11 +12,11 @@ def outcome_from_message(apps, schema_editor):
     Log = apps.get_model("post_office", "Log")
     LogOutcome = apps.get_model("delivery", "LogOutcome")
     rows = Log.objects.filter(status=1).values_list("pk", "message").iterator()
-    outcomes = (
-        LogOutcome(log_id=pk, outcome="retrying" if message.startswith(RETRIED) else "failed")
-        for pk, message in rows
-    )
-    LogOutcome.objects.bulk_create(outcomes, batch_size=500)
+    for batch in batched(rows, 500):
+        LogOutcome.objects.bulk_create(
+            LogOutcome(log_id=pk, outcome="retrying" if message.startswith(RETRIED) else "failed")
+            for pk, message in batch
+        )
 
 
 class Migration(migrations.Migration):
