@@ -123,6 +123,8 @@ if SECURE_HSTS_PRELOAD and (SECURE_HSTS_SECONDS < 31_536_000 or not SECURE_HSTS_
     )
 # check --deploy asks for subdomains and preload: here they are choices made in .env.
 SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
+# Lets monitoring read the reasons of /healthz and /healthz/mail (see config/health.py).
+HEALTH_TOKEN = env("HEALTH_TOKEN", default="")
 # Error reports hide the passwords in URLs (config/error_reports.py).
 DEFAULT_EXCEPTION_REPORTER_FILTER = "config.error_reports.SafeReportFilter"
 
