@@ -50,7 +50,7 @@ def test_bench_readme_rewrites_only_the_benchmark_block(bench_report, monkeypatc
 
 def test_the_stage_table_keeps_each_stage_s_samples_apart(bench_report, tmp_path):
     """py-spy's raw stacks, sorted into stages: the report's figures are the samples' own."""
-    worker = "acme_mail/delivery/worker.py"
+    worker = "acme_mail/delivery/sender.py"
     raw = tmp_path / "raw.txt"
     raw.write_text(
         f"thread (0x1);run (celery/app/trace.py:1);deliver ({worker}:89);send ({worker}:120) 50\n"

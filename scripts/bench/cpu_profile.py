@@ -13,7 +13,7 @@ from pathlib import Path
 PY_SPY = Path(sys.executable).parent / "py-spy"
 RATE = 100  # samples a second
 READ = "read the task's mails, the suppression list"
-# What the frame right under DeliverBackend.deliver (or send_taken, the part of it after
+# What the frame right under SenderBackend.deliver (or send_taken, the part of it after
 # the take) does for the mail.
 UNDER_DELIVER = {
     "take": "take (state.take)",
@@ -29,6 +29,8 @@ UNDER_DELIVER = {
     "accepted": "the rate limit (pace.py)",
     "sent": "status writes",
     "attempt_failed": "status writes",
+    "failed": "status writes",
+    "after_error": "status writes",
     "withheld": "status writes",
     "hold": "status writes",
 }
@@ -75,12 +77,12 @@ def stages(raw_path):
 def stage_of(frames):
     # A frame reads "Class.function (path/file.py:line)"; only the function counts.
     names = [frame.split(" (", 1)[0].rsplit(".", 1)[-1] for frame in frames]
-    if "prepare" in names and any("delivery/worker.py" in frame for frame in frames):
+    if "prepare" in names and any("delivery/sender.py" in frame for frame in frames):
         return READ
     inside = [
         index
         for index, (name, frame) in enumerate(zip(names, frames, strict=True))
-        if name in ENTERED and "delivery/worker.py" in frame
+        if name in ENTERED and "delivery/sender.py" in frame
     ]
     if inside:
         index = inside[-1]

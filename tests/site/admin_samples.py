@@ -15,6 +15,7 @@ from django.utils import timezone
 from post_office import mail
 
 state = importlib.import_module(f"{settings.SITE_PACKAGE}.delivery.state")
+sender = importlib.import_module(f"{settings.SITE_PACKAGE}.delivery.sender")
 # The states below are set here, as workers would leave them: nothing goes to the broker.
 importlib.import_module(f"{settings.SITE_PACKAGE}.delivery.handoff").after_commit = lambda emails: None
 
@@ -24,14 +25,14 @@ now = timezone.now()
 
 def sent(to, subject, refused=None):
     email = mail.send(to, subject=subject, message="Hello")
-    state.take(email, email.message_id)
+    sender.take(email, email.message_id)
     state.sent(email.pk, refused or {})
 
 
 def failed_attempt(to, subject, error, fault):
     email = mail.send(to, subject=subject, message="Hello")
-    state.take(email, email.message_id)
-    state.attempt_failed(email.pk, error, fault, celery_retries_left=False)
+    sender.take(email, email.message_id)
+    sender.failed(email.pk, error, fault, retries_left=False)
 
 
 for n in range(3):
@@ -50,4 +51,4 @@ mail.send(
 )
 mail.send("fay@example.com", subject="Receipt", message="Thanks")
 taken = mail.send("gus@example.com", subject="Order shipped", message="On its way")
-state.take(taken, taken.message_id)
+sender.take(taken, taken.message_id)

@@ -1,27 +1,21 @@
 """Settings for the site.
 
 Everything that differs between machines comes from the environment; a `.env`
-file beside manage.py fills in what the environment leaves unset.
+file beside manage.py fills in what the environment leaves unset (config/base.py).
+The mail path's settings (every MAIL_* value, the mailers, POST_OFFICE and
+CELERY_EMAIL_*) are read in config/mail.py.
 """
 
-from datetime import timedelta
-from email.utils import parseaddr
 from pathlib import Path
 
-import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
-from config.limits import count, percent, rate_limit
-from config.transport import transport
-
-BASE_DIR = Path(__file__).resolve().parent.parent
-
-env = environ.Env()
-env.read_env(BASE_DIR / ".env")
+from config.base import BASE_DIR, env
+from config.mail import *  # noqa: F403
+from config.mail import MAIL_BULK_QUEUE, MAIL_QUEUE
 
 SITE_NAME = "{{ cookiecutter.project_name }}"
-SITE_PACKAGE = "{{ cookiecutter.project_slug }}"
 SECRET_KEY = env("DJANGO_SECRET_KEY")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
@@ -129,6 +123,8 @@ if SECURE_HSTS_PRELOAD and (SECURE_HSTS_SECONDS < 31_536_000 or not SECURE_HSTS_
     )
 # check --deploy asks for subdomains and preload: here they are choices made in .env.
 SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
+# Lets monitoring read the reasons of /healthz and /healthz/mail (see config/health.py).
+HEALTH_TOKEN = env("HEALTH_TOKEN", default="")
 # Error reports hide the passwords in URLs (config/error_reports.py).
 DEFAULT_EXCEPTION_REPORTER_FILTER = "config.error_reports.SafeReportFilter"
 
@@ -138,76 +134,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", default="INFO")},
-}
-
-# --- Mail -------------------------------------------------------------------
-# send_mail() writes a post_office Email row and returns. The row is handed to
-# a Celery worker through django-celery-email's task; in the worker the
-# "deliver" mailer sends it through "transport" and writes the outcome on the row.
-# See the delivery app, docs/mail-path.md and docs/states.md.
-DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="noreply@localhost")
-SERVER_EMAIL = DEFAULT_FROM_EMAIL
-# smtp (EMAIL_URL) or an email service's API: see config/transport.py.
-DELIVERY = f"{SITE_PACKAGE}.delivery"
-TRANSPORT, MAIL_GOES_TO = transport(env, smtp_backend=f"{DELIVERY}.smtp.EmailBackend")
-
-MAILERS = {
-    "default": {"BACKEND": f"{DELIVERY}.outbox.QueueBackend"},
-    "deliver": {"BACKEND": f"{DELIVERY}.worker.DeliverBackend", "OPTIONS": {"using": "transport"}},
-    "transport": TRANSPORT,
-}
-
-MAIL_MAX_RETRIES = env.int("MAIL_MAX_RETRIES", default=3)
-MAIL_RETRY_INTERVAL = env.int("MAIL_RETRY_INTERVAL", default=60)
-# A mail the server keeps refusing for a passing reason (connection refused,
-# timeout, 4xx reply) is retried until it is this old, counted from its
-# scheduled time if it has one; then it is "failed".
-MAIL_GIVE_UP_AFTER = timedelta(hours=env.int("MAIL_GIVE_UP_AFTER_HOURS", default=72))
-# The sweeper hands a mail out again when it has been "sending" this long
-# (its worker died), or when nothing happened to a queued mail this long (its
-# task was lost). Keep the first above the time a task can take to send.
-MAIL_SENDING_TIMEOUT = timedelta(seconds=env.int("MAIL_SENDING_TIMEOUT", default=300))
-MAIL_HANDOFF_TIMEOUT = timedelta(seconds=env.int("MAIL_HANDOFF_TIMEOUT", default=3600))
-# A worker thread keeps its connection to the mail server (or the service's API) across
-# mails, and opens a new one after it lay unused this long (delivery/connections.py).
-MAIL_CONNECTION_IDLE = timedelta(seconds=env.int("MAIL_CONNECTION_IDLE", default=10))
-# The provider's limits, held by every worker together (delivery/pace.py, connections.py):
-# mails a second ("14/s", "600/m", "50000/h"; empty: none, slowing down when throttled),
-# connections open to the mail server at once, mails in any 24 hours (empty: none), and
-# the share of that quota kept for transactional mail.
-MAIL_RATE_LIMIT = rate_limit(env("MAIL_RATE_LIMIT", default=""))
-MAIL_MAX_CONNECTIONS = count(env("MAIL_MAX_CONNECTIONS", default=""), "MAIL_MAX_CONNECTIONS", 20)
-MAIL_DAILY_QUOTA = count(env("MAIL_DAILY_QUOTA", default=""), "MAIL_DAILY_QUOTA", None)
-MAIL_DAILY_QUOTA_RESERVE = percent(
-    env("MAIL_DAILY_QUOTA_RESERVE", default=""), "MAIL_DAILY_QUOTA_RESERVE", 0.1
-)
-# /healthz/mail fails when a mail has waited this long past its time.
-MAIL_HEALTH_MAX_DELAY = timedelta(seconds=env.int("MAIL_HEALTH_MAX_DELAY", default=600))
-# Lets monitoring read the reasons of /healthz and /healthz/mail (see config/health.py).
-HEALTH_TOKEN = env("HEALTH_TOKEN", default="")
-# cleanup_mail deletes mail older than this, with its attachments.
-MAIL_KEEP_DAYS = env.int("MAIL_KEEP_DAYS", default=90)
-
-POST_OFFICE = {
-    "DEFAULT_PRIORITY": "medium",
-    # Where post_office itself would deliver: the delivery app replaces that sending
-    # (Email.dispatch(), send_queued()) with hand-offs to the workers.
-    "DEFAULT_MAILER": "transport",
-    "MESSAGE_ID_ENABLED": True,
-    # Message-IDs end in the sender's domain.
-    "MESSAGE_ID_FQDN": parseaddr(DEFAULT_FROM_EMAIL)[1].rpartition("@")[2],
-    "MAX_RETRIES": MAIL_MAX_RETRIES,
-    "RETRY_INTERVAL": timedelta(seconds=MAIL_RETRY_INTERVAL),
-    "LOG_LEVEL": 2,
-}
-
-# django-celery-email: one task carries up to CHUNK_SIZE messages; a message
-# that fails is retried on its own, MAIL_MAX_RETRIES times, MAIL_RETRY_INTERVAL apart.
-CELERY_EMAIL_CHUNK_SIZE = 10
-CELERY_EMAIL_MESSAGE_EXTRA_ATTRIBUTES = ["email_id"]
-CELERY_EMAIL_TASK_CONFIG = {
-    "max_retries": MAIL_MAX_RETRIES,
-    "default_retry_delay": MAIL_RETRY_INTERVAL,
 }
 
 # --- Delivery events and suppression (the recipients app) ---------------------
@@ -228,8 +154,6 @@ AWS_SNS_CERT_URL = env(
 AWS_SNS_TOPIC_ARNS = env.list("AWS_SNS_TOPIC_ARNS", default=[])
 # A webhook post larger than this is refused (413).
 WEBHOOK_MAX_BYTES = env.int("WEBHOOK_MAX_BYTES", default=1_000_000)
-# An SMTP server's refusal of a recipient with one of these codes suppresses the address.
-MAIL_SUPPRESS_SMTP_CODES = env.list("MAIL_SUPPRESS_SMTP_CODES", cast=int, default=[550, 551, 553])
 # The site's public address, for the one-click unsubscribe links of bulk mail.
 SITE_URL = env("SITE_URL", default=f"https://{ALLOWED_HOSTS[0]}")
 UNSUBSCRIBE_MAILTO = env("UNSUBSCRIBE_MAILTO", default="")
@@ -257,16 +181,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0}
 # The site's own queue, exchange and routing key, control and event exchanges, and its
-# workers' node name (config/celery.py): sites, and environments of one site, that share
-# a RabbitMQ virtual host stay apart. A second environment sets its own MAIL_QUEUE.
-MAIL_QUEUE = env("MAIL_QUEUE", default=SITE_PACKAGE)
+# workers' node name (config/celery.py): MAIL_QUEUE, so sites on one broker stay apart.
 CELERY_TASK_DEFAULT_QUEUE = MAIL_QUEUE
 CELERY_TASK_DEFAULT_EXCHANGE = MAIL_QUEUE
 CELERY_TASK_DEFAULT_ROUTING_KEY = MAIL_QUEUE
 CELERY_CONTROL_EXCHANGE = MAIL_QUEUE
 CELERY_EVENT_EXCHANGE = f"{MAIL_QUEUE}.events"
-# Bulk mail has a queue of its own (delivery/lanes.py); the workers serve both.
-MAIL_BULK_QUEUE = f"{MAIL_QUEUE}.bulk"
 # classic: one RabbitMQ node, post_office's four priorities; quorum: a queue RabbitMQ
 # replicates over a cluster's nodes, retries delayed by the broker itself (Celery's
 # native delayed delivery, which needs a topic exchange), two priority levels.

@@ -18,6 +18,7 @@ from kombu.exceptions import OperationalError
 from kombu.utils.json import dumps, loads
 
 from config import celery_app
+from config.mail import MAIL_ID_ATTRIBUTE
 
 TAKES_IT = "takes it"
 # What the broker can do with a publish.
@@ -39,7 +40,7 @@ class Task:
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     def mails(self):
-        return [message["email_id"] for message in self.args[0]]
+        return [message[MAIL_ID_ATTRIBUTE] for message in self.args[0]]
 
 
 class ScriptedBroker:

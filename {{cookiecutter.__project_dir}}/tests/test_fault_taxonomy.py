@@ -16,8 +16,8 @@ from post_office.models import Email
 
 from {{ cookiecutter.project_slug }}.delivery import (
     answers,
-    handoff,
     models,
+    sweeper,
 )
 
 pytestmark = pytest.mark.django_db
@@ -234,7 +234,7 @@ def test_each_answer_is_classified(what, error, fault, status):
 def test_each_answer_leaves_the_mail_as_its_fault_says(
     what, error, fault, status, server, django_capture_on_commit_callbacks, monkeypatch
 ):
-    monkeypatch.setattr(handoff, "release_at", lambda when: None)  # held mail stays held here
+    monkeypatch.setattr(sweeper, "release_at", lambda when: None)  # held mail stays held here
     server.errors.append(error)
 
     with django_capture_on_commit_callbacks(execute=True):

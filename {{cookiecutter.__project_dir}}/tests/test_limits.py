@@ -18,9 +18,9 @@ from post_office.models import STATUS, Email
 
 from {{ cookiecutter.project_slug }}.delivery import (
     answers,
-    handoff,
     pace,
     slots,
+    sweeper,
 )
 from {{ cookiecutter.project_slug }}.delivery.lanes import lane_of
 from {{ cookiecutter.project_slug }}.delivery.models import (
@@ -235,7 +235,7 @@ def test_bulk_mail_stops_short_of_the_quota_transactional_mail_at_it(settings):
 @pytest.mark.django_db
 def test_a_throttled_mail_is_held_not_failed_and_goes_back_in_line(server, committed, monkeypatch):
     released = []
-    monkeypatch.setattr(handoff, "release_at", released.append)
+    monkeypatch.setattr(sweeper, "release_at", released.append)
     server.errors.append(smtplib.SMTPDataError(454, SES_RATE))
 
     with committed():
@@ -250,7 +250,7 @@ def test_a_throttled_mail_is_held_not_failed_and_goes_back_in_line(server, commi
     assert Email.objects.get().number_of_retries in (0, None)
     assert released and released[0] <= time.time() + 2  # back in line at its next slot
     Delivery.objects.update(due=timezone.now())
-    handoff.release_held()
+    sweeper.release_held()
 
     assert Delivery.objects.get().state == State.SENT
     assert Email.objects.get().status == STATUS.sent

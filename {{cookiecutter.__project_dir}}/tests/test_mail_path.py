@@ -17,10 +17,11 @@ from kombu.exceptions import OperationalError
 from post_office import mail as post_office
 from post_office.models import STATUS, Email
 
-from {{ cookiecutter.project_slug }}.delivery import handoff
+from {{ cookiecutter.project_slug }}.delivery import handoff, task
 from {{ cookiecutter.project_slug }}.delivery.models import Delivery
 from {{ cookiecutter.project_slug }}.recipients import suppression
 
+from config.mail import MAIL_ID_ATTRIBUTE, SENDER_MAILER
 from tests.samples import TEMPLATE_LIKE_SUBJECT
 
 pytestmark = pytest.mark.django_db
@@ -114,10 +115,13 @@ def test_inline_images_sharing_a_name_or_without_one_all_arrive(send):
 def test_a_task_names_the_mail_and_carries_nothing_else():
     email = post_office.send("ada@example.com", subject="Secret", message="Body")
 
-    task = handoff.task_message(email.pk, email.message_id)
+    carried = task.message(email.pk, email.message_id)
 
-    assert "Secret" not in str(task) and "ada@example.com" not in str(task)
-    assert (task["email_id"], task["headers"]) == (email.pk, {"Message-ID": email.message_id})
+    assert "Secret" not in str(carried) and "ada@example.com" not in str(carried)
+    assert (carried[MAIL_ID_ATTRIBUTE], carried["headers"]) == (
+        email.pk,
+        {task.MESSAGE_ID_HEADER: email.message_id},
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -212,8 +216,8 @@ def test_after_the_last_celery_retry_the_sweeper_takes_over(server, settings):
     server.errors.append(ConnectionRefusedError("refused"))
 
     last_retry = settings.MAIL_MAX_RETRIES
-    message = handoff.task_message(email.pk, email.message_id)
-    send_emails.apply(((message,), {}), {"using": "deliver"}, retries=last_retry)
+    message = task.message(email.pk, email.message_id)
+    send_emails.apply(((message,), {}), {"using": SENDER_MAILER}, retries=last_retry)
 
     delivery = state_of(email)
     assert delivery.state == "retrying"
@@ -271,7 +275,7 @@ def refuse_connection(*args, **kwargs):
 def test_a_mail_handed_out_twice_is_sent_once(send):
     email = send()
 
-    send_emails((handoff.task_message(email.pk, email.message_id),), {}, using="deliver")
+    send_emails((task.message(email.pk, email.message_id),), {}, using=SENDER_MAILER)
 
     assert len(mail.outbox) == 1
 
@@ -281,9 +285,7 @@ def test_a_task_whose_message_id_is_not_the_rows_sends_nothing():
     Delivery.objects.filter(email_id=email.pk).update(state="retrying")
     mail.outbox = []
 
-    send_emails(
-        (handoff.task_message(email.pk, "<another-site@example.com>"),), {}, using="deliver"
-    )
+    send_emails((task.message(email.pk, "<another-site@example.com>"),), {}, using=SENDER_MAILER)
 
     assert mail.outbox == []
     assert state_of(email).state == "retrying"

@@ -54,7 +54,7 @@ from hypothesis.stateful import (
 from post_office import mail as post_office
 from post_office.models import STATUS, Attachment, Email
 
-# Its modules, loaded with the app: delivery.admin, .handoff, .models, .state, .sweeper.
+# Its modules, loaded with the app: delivery.admin, .handoff, .models, .policy, .state, .sweeper.
 from {{ cookiecutter.project_slug }} import delivery
 
 from tests import scripted_broker
@@ -509,8 +509,8 @@ class MailPath(RuleBasedStateMachine):
         longest = max(
             settings.MAIL_HANDOFF_TIMEOUT,
             settings.MAIL_SENDING_TIMEOUT,
-            delivery.state.SWEEP_LEASE,
-            timedelta(seconds=settings.MAIL_RETRY_INTERVAL) + delivery.state.RETRY_GRACE,
+            delivery.policy.SWEEP_LEASE,
+            timedelta(seconds=settings.MAIL_RETRY_INTERVAL) + delivery.policy.RETRY_GRACE,
         )
         latest = max(now, row["scheduled_time"] or now) + longest
         assert row["delivery__due"] and row["delivery__due"] <= latest, f"{what}: not due"

@@ -15,7 +15,7 @@ from post_office.models import STATUS, Email, Log
 
 from ..recipients import admin as recipients_admin
 from . import handoff, pace, state
-from .models import Delivery, Lane, State
+from .models import Delivery, Lane, LogOutcome, Outcome, State
 
 # The inline images a mail's page shows, served from the site's origin: raster types only
 # (an SVG image can carry script), sandboxed and never sniffed as another type.
@@ -48,17 +48,21 @@ class LaneFilter(admin.SimpleListFilter):
 
 
 def outcome(log):
-    """What a Log row records, in the states' words: a failed attempt that is retried is
-    not a failed mail."""
-    if log.status == 0:
+    """What a Log row records, in the states' words: sent, or a failed attempt's stored
+    outcome (retrying or failed); a row post_office wrote itself has none: failed."""
+    if log.status == STATUS.sent:
         return "sent"
-    if log.message.startswith(("retrying", "setup", "interrupted")):
-        return "retrying"
-    return "failed"
+    try:
+        return log.outcome.outcome
+    except LogOutcome.DoesNotExist:
+        return Outcome.FAILED.value
 
 
 class LogInline(post_office_admin.LogInline):
     readonly_fields = fields = ["date", "what_happened", "exception_type", "message"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("outcome")
 
     @admin.display(description="what happened")
     def what_happened(self, log):
@@ -170,6 +174,7 @@ class EmailAdmin(post_office_admin.EmailAdmin):
 @admin.register(Log)
 class LogAdmin(post_office_admin.LogAdmin):
     list_display = ["date", "email", "what_happened", post_office_admin.get_message_preview]
+    list_select_related = ["email", "outcome"]
 
     @admin.display(description="what happened")
     def what_happened(self, log):

@@ -1,11 +1,10 @@
-"""Hands mails to the broker, as django-celery-email tasks, from a thread of the process
-that wrote them: a request never waits for RabbitMQ.
+"""Hands mails to the broker, as tasks (task.py), from a thread of the process that wrote
+them: a request never waits for RabbitMQ.
 
 A task names each mail by its row's id and Message-ID and carries nothing else; the
 worker reads the mail, attachments included, from the database and the media storage.
 A mail this process could not hand off (the broker is down, or the process died first)
-is due for the sweeper soon after (state.HANDOFF_GRACE). Mail the provider's limits hold
-back goes back in line from a thread of the worker when its time comes (release_at).
+is due for the sweeper soon after (policy.HANDOFF_GRACE).
 """
 
 import atexit
@@ -13,18 +12,16 @@ import logging
 import queue
 import threading
 import time
+from datetime import datetime
 from itertools import batched, groupby
+from typing import NamedTuple
 
 from django.conf import settings
-from django.core.mail import EmailMessage
 from django.db import close_old_connections, transaction
-from django.db.models import Min
 from django.utils import timezone
-from djcelery_email.tasks import send_emails
-from djcelery_email.utils import email_to_dict
 
-from . import lanes, state
-from .models import Delivery, Lane, State
+from . import lanes, state, task
+from .models import Lane, as_stored
 
 logger = logging.getLogger(__name__)
 
@@ -42,15 +39,36 @@ _start = threading.Lock()
 _thread = None
 
 
+class Committed(NamedTuple):
+    """A mail just written, as its hand-off needs it."""
+
+    pk: int
+    message_id: str | None
+    priority: int | None
+    scheduled: datetime | None
+    expires: datetime | None
+    lane: str
+
+
+class Mail(NamedTuple):
+    """A mail to publish: what its task names, how it is routed, the version it was read at."""
+
+    pk: int
+    message_id: str | None
+    priority: int
+    version: int
+    lane: str
+
+
 def after_commit(emails):
     """Hand these mails to the broker once the current transaction commits."""
     mails = [
-        (
+        Committed(
             email.pk,
             email.message_id,
             email.priority,
-            state.as_stored(email.scheduled_time),
-            state.as_stored(email.expires_at),
+            as_stored(email.scheduled_time),
+            as_stored(email.expires_at),
             lanes.lane_of(email.priority, email.headers),
         )
         for email in emails
@@ -97,56 +115,50 @@ atexit.register(flush)
 
 
 def hand_off_due(mails):
-    """Publish the mails whose time has come, if they still wait; the others wait for the
-    sweeper."""
+    """Publish the mails (Committed) whose time has come, if they still wait; the others wait
+    for the sweeper."""
     now = timezone.now()
     due = {
-        pk: (message_id, priority)
-        for pk, message_id, priority, scheduled, expires, lane in mails
-        if not (scheduled and scheduled > now) and not (expires and expires <= now)
+        mail.pk: mail
+        for mail in mails
+        if not (mail.scheduled and mail.scheduled > now)
+        and not (mail.expires and mail.expires <= now)
     }
-    lane_of = {pk: lane for pk, *_, lane in mails}
     versions = state.waiting(list(due))
-    publish([(pk, *due[pk], version, lane_of[pk]) for pk, version in versions.items()])
+    publish(
+        [
+            Mail(pk, due[pk].message_id, due[pk].priority or 0, version, due[pk].lane)
+            for pk, version in versions.items()
+        ]
+    )
 
 
 def publish(mails):
-    """Publish [(id, Message-ID, priority, version, lane)], a task per chunk, lane and
-    priority; note on each mail whether the broker took it. Returns how many it took."""
+    """Publish [Mail], a task per chunk, lane and priority; note on each mail whether the
+    broker took it. Returns how many it took."""
     global _broker_paused_until
-    versions = {pk: version for pk, _, _, version, _ in mails}
+    versions = {mail.pk: mail.version for mail in mails}
     if time.monotonic() < _broker_paused_until:
         state.left_behind(versions)
         return 0
-    mails = [
-        (pk, message_id, broker_priority(priority), version, lane)
-        for pk, message_id, priority, version, lane in mails
-    ]
-    in_order = sorted(mails, key=lambda mail: (mail[4] == Lane.BULK, -mail[2]))
+    mails = [mail._replace(priority=broker_priority(mail.priority)) for mail in mails]
+    in_order = sorted(mails, key=lambda mail: (mail.lane == Lane.BULK, -mail.priority))
     chunks = [
         (lane, priority, chunk)
-        for (lane, priority), same in groupby(in_order, key=lambda mail: (mail[4], mail[2]))
+        for (lane, priority), same in groupby(in_order, key=lambda mail: (mail.lane, mail.priority))
         # A bulk task carries one mail: it never holds a worker's thread for ten slots.
         for chunk in batched(same, 1 if lane == Lane.BULK else settings.CELERY_EMAIL_CHUNK_SIZE)
     ]
     taken = []
     for lane, priority, chunk in chunks:
-        ids = [pk for pk, *_ in chunk]
         try:
-            send_emails.apply_async(
-                ([task_message(pk, message_id) for pk, message_id, *_ in chunk], {}),
-                {"using": "deliver"},
-                queue=lanes.queue_of(lane),
-                priority=priority,
-                # What workers log for the task: the mails' ids.
-                argsrepr=f"(mails {', '.join(map(str, ids))})",
-                kwargsrepr="",
-            )
+            named = [(mail.pk, mail.message_id) for mail in chunk]
+            task.publish(named, lanes.queue_of(lane), priority)
         except Exception:
             logger.exception("Broker unreachable; the sweeper will hand these mails out later")
             _broker_paused_until = time.monotonic() + BROKER_PAUSE_SECONDS
             break
-        taken += ids
+        taken += [mail.pk for mail in chunk]
     state.handed_off({pk: versions[pk] for pk in taken})
     state.left_behind({pk: version for pk, version in versions.items() if pk not in taken})
     return len(taken)
@@ -159,56 +171,3 @@ def broker_priority(priority):
     if settings.RABBITMQ_QUEUE_TYPE == "quorum":
         return 5 if priority >= 2 else 0  # a quorum queue treats 5 and above as high
     return priority
-
-
-def task_message(pk, message_id):
-    """What django-celery-email's task carries for a mail: only what names it. (No
-    recipients: nothing but the worker's mailer, which reads the row, can send it.)"""
-    stub = EmailMessage(headers={"Message-ID": message_id} if message_id else {})
-    stub.email_id = pk
-    return email_to_dict(stub)
-
-
-_release = threading.Condition()
-_release_at = None  # epoch seconds: when this process next releases held mail
-_releaser = None
-
-
-def release_at(moment):
-    """Put the mails held until `moment` (epoch seconds) back in line then, from a thread
-    of this process (the sweeper does it too, every SWEEP_INTERVAL)."""
-    global _release_at, _releaser
-    with _release:
-        if _release_at is None or moment < _release_at:
-            _release_at = moment
-            _release.notify()
-        if _releaser is None or not _releaser.is_alive():
-            _releaser = threading.Thread(target=_release_forever, name="mail-release", daemon=True)
-            _releaser.start()
-
-
-def _release_forever():
-    global _release_at
-    while True:
-        with _release:
-            while _release_at is None or _release_at > time.time():
-                _release.wait(None if _release_at is None else _release_at - time.time())
-            _release_at = None
-        close_old_connections()
-        try:
-            release_held()
-        except Exception:
-            logger.exception("Could not put held mail back in line; the sweeper will")
-
-
-def release_held():
-    """Hand the held mails whose time has come to the broker; wake again for the next."""
-    while batch := state.claim_due(BATCH_SIZE, states=(State.HELD,)):
-        if publish(batch) < len(batch):  # the broker is away: try again after its pause
-            release_at(time.time() + BROKER_PAUSE_SECONDS)
-            return
-        if len(batch) < BATCH_SIZE:
-            break
-    upcoming = Delivery.objects.filter(state=State.HELD).aggregate(Min("due"))["due__min"]
-    if upcoming is not None:
-        release_at(upcoming.timestamp())

@@ -1,5 +1,7 @@
+from django.conf import settings
 from django.db import models
-from post_office.models import Email
+from django.utils import timezone
+from post_office.models import Email, Log
 
 
 class State(models.TextChoices):
@@ -24,6 +26,14 @@ class Fault(models.TextChoices):
     PASSING = "passing", "passing"
     SETUP = "setup", "the site's setup"
     THROTTLED = "throttled", "throttled"  # the provider asked the site to slow down
+
+
+class Outcome(models.TextChoices):
+    """What a failed attempt's Log row records, in the states' words: a failed attempt that is
+    retried is not a failed mail."""
+
+    RETRYING = "retrying", "retrying"
+    FAILED = "failed", "failed"
 
 
 class Lane(models.TextChoices):
@@ -61,6 +71,25 @@ class Delivery(models.Model):
 
     def __str__(self):
         return f"mail {self.email_id}: {self.get_state_display()}"
+
+
+class LogOutcome(models.Model):
+    """The outcome of a failed attempt that a post_office Log row records (its status says
+    only "failed"). Written with the Log row by state.move; the admin reads it."""
+
+    log = models.OneToOneField(Log, models.CASCADE, primary_key=True, related_name="outcome")
+    outcome = models.CharField(max_length=16, choices=Outcome)
+
+    def __str__(self):
+        return f"log {self.log_id}: {self.outcome}"
+
+
+def as_stored(moment):
+    """A time as the database holds it: post_office takes naive times too, which Django
+    stores in the default time zone."""
+    if moment is not None and settings.USE_TZ and timezone.is_naive(moment):
+        return timezone.make_aware(moment, timezone.get_default_timezone())
+    return moment
 
 
 class Pace(models.Model):

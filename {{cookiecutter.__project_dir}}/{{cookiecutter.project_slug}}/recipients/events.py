@@ -11,6 +11,7 @@ answers 200, so the service does not post it again and again.
 import hashlib
 import json
 import logging
+from typing import NamedTuple
 
 from anymail.signals import EventType
 from django.db import IntegrityError, transaction
@@ -36,6 +37,28 @@ SUPPRESSING = {
     EventType.COMPLAINED: (Reason.COMPLAINT, Scope.ALL),
     EventType.UNSUBSCRIBED: (Reason.UNSUBSCRIBE, Scope.BULK),
 }
+
+
+class Tracked(NamedTuple):
+    """A recipient an email service took, and the service's message id its events will name."""
+
+    address: str
+    service: str  # anymail's esp_name
+    message_id: str
+
+
+def expect(email_id, tracked):
+    """The sender handed mail `email_id` to an email service: its events for these
+    recipients (Tracked) are recorded on them. The one writer of Recipient rows."""
+    Recipient.objects.bulk_create(
+        [
+            Recipient(
+                email_id=email_id, address=t.address, provider=t.service, message_id=t.message_id
+            )
+            for t in tracked
+        ],
+        ignore_conflicts=True,
+    )
 
 
 def record(sender, event, esp_name, **kwargs):

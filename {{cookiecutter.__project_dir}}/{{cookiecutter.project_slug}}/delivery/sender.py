@@ -1,8 +1,9 @@
-"""The mailer that runs in the Celery worker ("deliver" in MAILERS).
+"""The mailer that sends in the Celery worker (SENDER_MAILER in MAILERS).
 
-django-celery-email's task hands it the mails of a task, each named by its row's id and
+The task (task.py) opens it and hands it the task's mails, each named by its row's id and
 Message-ID. It reads them in one go; for each one it takes the mail (state.take), builds
-the message from the row, sends it through the transport and writes the outcome (state.py).
+the message from the row, sends it through a kept connection to the mail server
+(connections.py) and writes the outcome (state.py).
 """
 
 import logging
@@ -12,45 +13,45 @@ from datetime import UTC, datetime
 from email import encoders
 from email.message import Message
 
-from celery import current_task
 from django.conf import settings
 from django.core.mail.backends.base import BaseEmailBackend
+from django.utils import timezone
+from post_office.models import Email
 
 from ..metrics import tally
-from ..recipients import suppression, unsubscribe
-from . import answers, connections, handoff, pace, slots, state
+from ..recipients import events, suppression, unsubscribe
+from . import answers, connections, pace, slots, state, sweeper, task
 from .models import Fault
 from .outbox import QueueBackend
+from config.mail import SERVER_MAILER
 
 logger = logging.getLogger(__name__)
 
 
-class DeliverBackend(BaseEmailBackend):
-    def __init__(self, *, using="transport", **kwargs):
+class SenderBackend(BaseEmailBackend):
+    def __init__(self, *, using=SERVER_MAILER, **kwargs):
         super().__init__(**kwargs)
         self.using = using
         self.read = {}  # id: the post_office Email, as read for sending
         self.listed = {}  # address: its active suppressions
 
     def open(self):
-        # django-celery-email's task opens this mailer, then hands it the task's mails one at
-        # a time; its arguments name them all, so they are read in one go here.
-        self.prepare(task_mail_ids())
+        # The task opens this mailer, then hands it the task's mails one at a time; its
+        # arguments name them all, so they are read in one go here.
+        self.prepare(task.mail_ids())
 
     def prepare(self, ids):
         """Read the mails not read yet, and look their recipients up on the suppression list."""
         new = [pk for pk in ids if pk not in self.read]
         if not new:
             return
-        read = state.for_sending(new)
+        read = for_sending(new)
         self.read.update(read)
         recipients = [address for email in read.values() for address in recipients_of(email)]
         self.listed.update(suppression.on_list(recipients))
 
     def send_messages(self, email_messages):
-        named = {
-            message.email_id: message.extra_headers.get("Message-ID") for message in email_messages
-        }
+        named = task.named(email_messages)
         self.prepare(named)
         return sum(
             self.deliver(email_id, message_id, self.read.pop(email_id, None))
@@ -60,7 +61,7 @@ class DeliverBackend(BaseEmailBackend):
     def deliver(self, email_id, message_id, read):
         """Send one mail, as read for sending, if it is still waiting for a worker; True if the
         server took it."""
-        email = state.take(read, message_id)
+        email = take(read, message_id)
         if email is None:
             skipped(email_id, message_id, read)
             return False
@@ -72,9 +73,9 @@ class DeliverBackend(BaseEmailBackend):
             message = outgoing(email)
         except Exception as error:
             logger.exception("Mail %s cannot be built", email_id)
-            state.attempt_failed(email_id, error, Fault.REFUSED, celery_retries_left=False)
+            failed(email_id, error, Fault.REFUSED, retries_left=False)
             return False
-        # Suppressed recipients are not handed to the transport (recipients/suppression.py).
+        # Suppressed recipients are not handed to the server (recipients/suppression.py).
         withheld = suppression.hold_back(email, message, self.listed)
         if not message.recipients():
             state.withheld(email_id, withheld)
@@ -83,29 +84,20 @@ class DeliverBackend(BaseEmailBackend):
         alias = self.sending_alias(email.backend_alias)
         try:
             # A mailer MAILERS lacks, or cannot build, is a fault of the site's setup.
-            with connections.borrowed(alias) as transport:
+            with connections.borrowed(alias) as connection:
                 # Within the provider's limits, for every worker together (pace.py).
                 if (held := pace.acquire(alias, email.delivery.lane)) is not None:
                     hold(email_id, held.until, held.why)
                     return False
-                refused = send(transport, message)
-                partly_refused = smtp_refused(transport)
-                tracked = provider_ids(transport, message)
+                refused = send(connection, message)
+                partly_refused = smtp_refused(connection)
+                tracked = provider_ids(connection, message)
         except connections.NoConnection as error:
             hold(email_id, time.time(), str(error))
             return False
         except Exception as error:
-            verdict = answers.verdict(error)
-            if verdict.throttled:  # not a failed attempt: back in line, the site slows down
-                if verdict.kind == "connections":
-                    slots.too_many(alias)
-                until = pace.throttled(alias, verdict)
-                hold(email_id, until, "throttled", answer=state.answer_of(error))
-                return False
-            if isinstance(error, smtplib.SMTPRecipientsRefused):
-                suppression.learn_from_refusals(error.recipients)
-            if state.attempt_failed(email_id, error, verdict.fault, celery_retries_left()):
-                raise  # django-celery-email's task schedules the retry
+            if after_error(email_id, alias, error):
+                raise  # the task retries the mail (task.py)
             return False
         pace.accepted(alias)
         suppression.learn_from_refusals(partly_refused)
@@ -117,16 +109,56 @@ class DeliverBackend(BaseEmailBackend):
         or ours: never one that would queue the mail again."""
         config = settings.MAILERS.get(backend_alias or self.using, {})
         backend = config.get("BACKEND", "").rpartition(".")[2]
-        if backend in (QueueBackend.__name__, DeliverBackend.__name__):
+        if backend in (QueueBackend.__name__, SenderBackend.__name__):
             return self.using
         return backend_alias or self.using
+
+
+def for_sending(ids):
+    """{id: post_office Email} of these mails, read in one go with what sending needs: the
+    delivery state, the template, the attachments."""
+    emails = Email.objects.select_related("delivery", "template").prefetch_related("attachments")
+    return {email.pk: email for email in emails.filter(pk__in=ids)}
+
+
+def take(email, message_id):
+    """The mail, as read for sending, taken by this worker to send it now; None if it is not
+    waiting for a worker (or for its scheduled time), is expired, or is not the mail the task
+    names (its Message-ID differs)."""
+    now = timezone.now()
+    while email is not None and state.takeable(email, message_id, now):
+        if state.take(email):
+            return email
+        email = for_sending([email.pk]).get(email.pk)  # it changed since it was read
+    return None
+
+
+def after_error(email_id, alias, error):
+    """Write what a send's error means for the mail; True if the task should retry it now."""
+    verdict = answers.verdict(error)
+    if verdict.throttled:  # not a failed attempt: back in line, the site slows down
+        if verdict.kind == "connections":
+            slots.too_many(alias)
+        until = pace.throttled(alias, verdict)
+        hold(email_id, until, "throttled", answer=answer_of(error))
+        return False
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        suppression.learn_from_refusals(error.recipients)
+    return failed(email_id, error, verdict.fault, task.retries_left())
+
+
+def failed(email_id, error, fault, retries_left):
+    """Write a failed attempt; True if the task should retry the mail now."""
+    return state.attempt_failed(
+        email_id, answer_of(error), type(error).__name__, fault, retries_left
+    )
 
 
 def hold(email_id, until, why, answer=None):
     """The mail waits for the provider's limits until `until` (epoch seconds), then goes back
     in line."""
     if state.held(email_id, datetime.fromtimestamp(until, UTC), why, answer):
-        handoff.release_at(until)
+        sweeper.release_at(until)
 
 
 def recipients_of(email):
@@ -160,14 +192,14 @@ def outgoing(email):
     return message
 
 
-def send(transport, message):
-    """Send through the transport; return {address: answer} for the recipients it refused
+def send(connection, message):
+    """Send through the connection; return {address: answer} for the recipients it refused
     while it accepted the others."""
-    transport.open()  # kept open, so the connection's answers can be read after
-    transport.send_messages([message])
+    connection.open()  # kept open, so the connection's answers can be read after
+    connection.send_messages([message])
     refused = {
         address: f"{code} {answer.decode(errors='replace')}"
-        for address, (code, answer) in smtp_refused(transport).items()
+        for address, (code, answer) in smtp_refused(connection).items()
     }
     service = getattr(message, "anymail_status", None)
     for address, recipient in (service.recipients if service else {}).items():
@@ -176,31 +208,30 @@ def send(transport, message):
     return refused
 
 
-def smtp_refused(transport):
+def smtp_refused(connection):
     """{address: (code, answer)} an SMTP server refused in the last send, while it took the
     others."""
-    return getattr(getattr(transport, "connection", None), "refused", {})
+    return getattr(getattr(connection, "connection", None), "refused", {})
 
 
-def provider_ids(transport, message):
-    """[(address, service, the service's message id)] for each recipient an email service
-    took: its delivery events name that id."""
+def provider_ids(connection, message):
+    """[events.Tracked] for each recipient an email service took: its delivery events name
+    the service's message id."""
     service = getattr(message, "anymail_status", None)
     return [
-        (address, transport.esp_name, str(recipient.message_id))
+        events.Tracked(address, connection.esp_name, str(recipient.message_id))
         for address, recipient in (service.recipients if service else {}).items()
         if recipient.message_id is not None and recipient.status not in ("rejected", "invalid")
     ]
 
 
-def task_mail_ids():
-    """The ids of the mails the running django-celery-email task names (none outside one)."""
-    messages = current_task.request.args[0] if current_task and current_task.request.args else []
-    return [message["email_id"] for message in messages if "email_id" in message]
-
-
-def celery_retries_left():
-    """True inside a Celery task that has retries left."""
-    if not current_task:
-        return False
-    return current_task.request.retries < current_task.max_retries
+def answer_of(error):
+    """What the server or the service said, as a line: "451 4.3.0 Try again later"."""
+    if isinstance(error, smtplib.SMTPResponseException):
+        return f"{error.smtp_code} {error.smtp_error.decode(errors='replace')}"
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return "; ".join(
+            f"{address}: {code} {answer.decode(errors='replace')}"
+            for address, (code, answer) in error.recipients.items()
+        )
+    return str(error) or repr(error)
