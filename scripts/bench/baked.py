@@ -166,6 +166,14 @@ class Workers:
             if process.poll() is not None:
                 raise RuntimeError(f"a worker exited during the run, code {process.returncode}; see {log}")
 
+    def first_worker_pid(self):
+        """The first Celery worker: the first command, or its first child where each command
+        starts several (deploy/bin/worker, a process per core)."""
+        pid = self.processes[0].pid
+        if self.consumers == len(self.processes):
+            return pid
+        return int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
+
     def exited(self):
         return any(process.poll() is not None for process in self.processes)
 

@@ -177,7 +177,7 @@ def worker_capacity(site, setup, database_url, count, sink, profile_to=None):
     sink.reset()
     with start_workers(site, setup, env) as running:
         load, worker_cpu, sink_cpu = MachineLoad(), running.cpu_seconds(), sink.cpu_seconds()
-        pid = running.processes[0].pid
+        pid = running.first_worker_pid()
         with cpu_profile.sampled(pid, profile_to) if profile_to else contextlib.nullcontext():
             arrived = wait_until(
                 lambda: sink.accepted.value >= count or running.exited(), timeout=60 + count / 5
