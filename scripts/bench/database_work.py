@@ -18,6 +18,7 @@ COUNTED = "_counted"  # the settings module that counts: <settings>_counted
 SETTINGS = '''"""The settings of {settings}, with every database statement counted (make bench)."""
 
 import statement_counts  # noqa: F401
+
 from {settings} import *  # noqa: F403
 '''
 ROLES = ("request", "handoff", "worker", "sweeper")
