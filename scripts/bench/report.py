@@ -366,7 +366,8 @@ def database_tables(runs):
         table(headers, rows),
         "",
         "The whole path per mail, send_mail() to sent (request + hand-off + worker), as the site's "
-        "processes counted it and as PostgreSQL did (pg_stat_database: commits, reads included)",
+        "processes counted it and as PostgreSQL did (pg_stat_database: commits of reads, connection set-up "
+        "and autovacuum included)",
         table(
             [
                 "variant",

@@ -3,7 +3,8 @@
 The bench's settings module `<settings>_counted` imports this: every database connection
 then counts its statements, its transactions (an autocommit statement, or an atomic block
 that ran any, committed or rolled back), those that wrote, and the rows written (INSERT,
-UPDATE, DELETE), by role: STATEMENT_COUNTS_ROLE, or "handoff" in the site's hand-off thread.
+UPDATE, DELETE), by role: STATEMENT_COUNTS_ROLE, or "handoff" in the hand-off thread of a
+"request" process (a sweeper's hand-off counts as the sweeper's).
 At exit the process writes them as JSON to STATEMENT_COUNTS_DIR/<pid>.json.
 """
 
@@ -23,8 +24,9 @@ _lock = threading.Lock()
 
 
 def _add(**counted):
-    thread = threading.current_thread().name
-    role = "handoff" if thread == HANDOFF_THREAD else os.environ["STATEMENT_COUNTS_ROLE"]
+    role = os.environ["STATEMENT_COUNTS_ROLE"]
+    if role == "request" and threading.current_thread().name == HANDOFF_THREAD:
+        role = "handoff"
     with _lock:
         _counts[role].update(counted)
 
