@@ -87,3 +87,36 @@ def test_the_limits_show_only_in_a_run_that_measured_them(bench_report):
     assert "A server throttling at 20/s" in measured
     [target] = [line.split() for line in measured.splitlines() if "told the limit: accepted" in line]
     assert (target[0], target[-2:]) == ("yes", ["95", "%"])
+
+
+def test_the_database_work_shows_per_part_and_for_the_whole_path_only_when_measured(bench_report):
+    """The database's work per mail: a table by part, the whole path with PostgreSQL's own
+    count beside it, and the targets (<= 2 write transactions, <= 4 rows written) judged on it."""
+    empty = ["floors", "raw", "request", "end_to_end", "worker", "drain", "provider", "profile", "failures"]
+    machine = {key: "?" for key in ("cpu", "cores", "python", "postgresql", "rabbitmq")}
+    without = {**{key: [] for key in empty}, "machine": {**machine, "memory_gb": 1}}
+    without.update(machine_busy=0.5, waiting_for_cpu=0.1)
+    kinds = ("statements", "transactions", "write_transactions", "rows_written")
+    parts = ("request", "handoff", "worker", "sweeper")
+    run = {"variant": "site", "mails": 100, "recorded_sent": 100}
+    run["per_mail"] = {part: dict.fromkeys(kinds, 0.5) for part in parts}
+    run["path_per_mail"] = {
+        "statements": 12,
+        "transactions": 6.8,
+        "write_transactions": 1.5,
+        "rows_written": 7.2,
+    }
+    run["postgresql_per_mail"] = {"commits": 7.8, "rows_written": 7.2}
+    measured = {**without, "database": [run]}
+    without["targets"], measured["targets"] = bench_report.targets(without), bench_report.targets(measured)
+
+    plain, shown = bench_report.tables(without), bench_report.tables(measured)
+
+    assert "database's work" not in plain and "write transactions per mail" not in plain
+    [path] = [line.split() for line in shown.splitlines() if line.startswith("this site  100")]
+    assert path[3:] == ["12.00", "6.80", "1.50", "7.20", "7.80", "7.20"]
+    targets = {
+        " ".join(line.split()[1:-1]): line.split()[0] for line in shown.splitlines() if "per mail" in line
+    }
+    assert targets["whole path: <= 2 write transactions per mail"] == "yes"
+    assert targets["whole path: <= 4 rows written per mail"] == "NO"

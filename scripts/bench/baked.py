@@ -70,7 +70,7 @@ class BakedSite:
         return {
             **os.environ,
             "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-            "PYTHONPATH": str(SITE_SCRIPTS),
+            "PYTHONPATH": f"{SITE_SCRIPTS}:{BENCH_SCRIPTS}",  # BENCH_SCRIPTS: statement_counts
             **self.env,
             **(env or {}),
         }
@@ -134,9 +134,10 @@ def template_at(ref, into):
 class Workers:
     """Celery workers of a site, started together; `with` stops them."""
 
-    def __init__(self, site, command, queue, count=1, env=None, name="bench"):
+    def __init__(self, site, command, queue, count=1, env=None, name="bench", consumers=1):
         self.site = site
         self.queue = queue
+        self.consumers = count * consumers
         self.logs = [site.path / "log" / f"{name}-worker-{n}.log" for n in range(count)]
         self.processes = []
         for n, log in enumerate(self.logs):
@@ -148,7 +149,7 @@ class Workers:
     def __enter__(self):
         """Wait until every worker consumes from the queue."""
         deadline = time.monotonic() + 60
-        while consumers(self.site.env["CELERY_BROKER_URL"], self.queue) < len(self.processes):
+        while consumers(self.site.env["CELERY_BROKER_URL"], self.queue) < self.consumers:
             for process, log in zip(self.processes, self.logs, strict=True):
                 if process.poll() is not None or time.monotonic() > deadline:
                     self.stop()
@@ -164,6 +165,14 @@ class Workers:
         for process, log in zip(self.processes, self.logs, strict=True):
             if process.poll() is not None:
                 raise RuntimeError(f"a worker exited during the run, code {process.returncode}; see {log}")
+
+    def first_worker_pid(self):
+        """The first Celery worker: the first command, or its first child where each command
+        starts several (deploy/bin/worker, a process per core)."""
+        pid = self.processes[0].pid
+        if self.consumers == len(self.processes):
+            return pid
+        return int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
 
     def exited(self):
         return any(process.poll() is not None for process in self.processes)

@@ -15,12 +15,15 @@ servers that answer after 0 and 50 ms, each in a process of its own:
   worker starts, from the first to the last mail accepted;
 - a backlog drain: due mails inserted in bulk, then the sweeper and the site's
   worker, until every mail is recorded as sent; time and peak memory;
+- the database's work per mail (statements, transactions, those that wrote, rows written)
+  for the request, the hand-off, the worker and the sweeper, and PostgreSQL's own count of
+  commits and rows written from send_mail() to "sent", the classic recipe beside the site;
 - where the site's worker's CPU goes, stage by stage, sampled by py-spy (flame graphs
   in build/bench/), for the template before (BEFORE, from git) and as it is now;
 - a provider-like server (STARTTLS, AUTH, 20 ms a command, 100 ms more on DATA, 20
   connections per client): end to end, and the connections opened per 1000 mails;
 - the provider's limits (limits.py): a server throttling at 20/s as SES does, the site
-  told the limit and not, with one worker process and two; and a newsletter at 50/s with
+  told the limit and not, with a worker process per core and with one; and a newsletter at 50/s with
   a transactional mail every 0.5 s. `--only limits` runs these alone.
 
 Prints tables and which targets hold; writes build/bench/results.json and
@@ -40,6 +43,7 @@ import sys
 import time
 from pathlib import Path
 
+import database_work
 import limits
 import psycopg
 import report
@@ -133,6 +137,7 @@ def main():
             "drain": [],
             "provider": [],
             "profile": [],
+            "database": [],
             "limits": [],
         }
         if args.only != "limits":
@@ -217,10 +222,14 @@ def measure(results, site, before, sizes, delays, sinks, sqlite, postgres):
                 what = f"{setup.name}, {count} mails, {delay} ms server"
                 step("end_to_end", what, scenarios.end_to_end, site, setup, postgres, count, sinks[delay])
     for delay in delays:
-        for setup in (scenarios.CLASSIC, scenarios.SITE, scenarios.SITE_TWO_PROCESSES):
+        for setup in (scenarios.CLASSIC, scenarios.SITE, scenarios.SITE_ONE_PROCESS):
             count = sizes["worker"]
             what = f"{setup.name}'s worker alone, {count} tasks waiting, {delay} ms server"
             step("worker", what, scenarios.worker_capacity, site, setup, postgres, count, sinks[delay])
+    for setup in (scenarios.CLASSIC, scenarios.SITE):
+        database_work.write_settings(site, setup.settings)
+        what = f"{setup.name}, {sizes['worker']} mails, 0 ms server, statements and commits counted"
+        step("database", what, database_work.per_mail, site, setup, postgres, sizes["worker"], sinks[0])
     # Where the site's worker's CPU goes, before (the template at BEFORE) and now.
     if before is None:
         print(f"profile: the template at {BEFORE} is not in this clone's git history: no 'before'")
@@ -243,7 +252,7 @@ def measure_limits(results, site, before, sizes, postgres):
     """The provider's limits: the rate against a throttling server, and a newsletter's transactional mail."""
     count = sizes["rate"]
     rate_runs = [
-        (setup, told) for told in (True, False) for setup in (scenarios.SITE, scenarios.SITE_TWO_PROCESSES)
+        (setup, told) for told in (True, False) for setup in (scenarios.SITE, scenarios.SITE_ONE_PROCESS)
     ]
     for setup, told in [*rate_runs, (scenarios.CLASSIC, False)]:
         what = (

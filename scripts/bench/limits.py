@@ -2,7 +2,7 @@
 (454 beyond its rate in any second, across connections), in this process.
 
 - the rate: mails to a server taking 20 a second, the site told the limit and not told,
-  with one worker process and with two (two WORKER_NAMEs), and the classic recipe;
+  with a worker process per core and with one (WORKER_PROCESSES=1), and the classic recipe;
 - a newsletter: bulk mails (Precedence: bulk) to a server taking 50 a second while a
   transactional mail goes every 0.5 s: how long those take from send_mail() to the server.
 """
@@ -49,7 +49,7 @@ def rate(site, setup, database_url, count, told):
     return {
         "scenario": "rate",
         "variant": setup.name,
-        "processes": setup.processes,
+        "processes": setup.processes * setup.consumers,
         "told": told,
         "limit": RATE_LIMIT,
         "mails": count,
@@ -95,7 +95,7 @@ def newsletter(site, setup, database_url, count, told):
     return {
         "scenario": "newsletter",
         "variant": setup.name,
-        "processes": setup.processes,
+        "processes": setup.processes * setup.consumers,
         "told": told,
         "limit": NEWSLETTER_LIMIT,
         "mails": count,

@@ -25,7 +25,8 @@ SENDERS = 2
 
 @dataclass(frozen=True)
 class Setup:
-    """How a variant runs: its settings module, its worker command line and how many of them."""
+    """How a variant runs: its settings module, its worker command line and how many of them,
+    and how many consumers each of those starts."""
 
     name: str
     settings: str
@@ -33,19 +34,18 @@ class Setup:
     queue: str
     processes: int = 1
     worker_env: dict = field(default_factory=dict)
+    consumers: int = 1
 
 
 CLASSIC = Setup("classic", "config.settings_classic", CLASSIC_WORKER, "celery")
-SITE = Setup("site", "config.settings", SITE_WORKER, "acme_mail")  # MAIL_QUEUE: the slug
+# MAIL_QUEUE: the slug. deploy/bin/worker starts a worker process per core (config/workers.py).
+SITE = Setup("site", "config.settings", SITE_WORKER, "acme_mail", consumers=len(os.sched_getaffinity(0)))
 # The template before the worker read a task's mails in one go (a git ref): the profile's
 # "before", baked from it and run the same way as the site.
 BEFORE = "fb1a99e"
-SITE_BEFORE = replace(SITE, name="site, before")
-# The site's worker as two processes of 10 threads (one per core, each with its own GIL), as
-# WORKER_NAME lets a host run them; the same 20 connections in all.
-SITE_TWO_PROCESSES = replace(
-    SITE, name="site, 2 processes", processes=2, worker_env={"WORKER_CONCURRENCY": "10"}
-)
+SITE_BEFORE = replace(SITE, name="site, before", consumers=1)
+# The site's worker as one process of 20 threads, its default before one process per core.
+SITE_ONE_PROCESS = replace(SITE, name="site, 1 process", worker_env={"WORKER_PROCESSES": "1"}, consumers=1)
 
 
 def run_env(setup, database_url, sink):
@@ -177,7 +177,7 @@ def worker_capacity(site, setup, database_url, count, sink, profile_to=None):
     sink.reset()
     with start_workers(site, setup, env) as running:
         load, worker_cpu, sink_cpu = MachineLoad(), running.cpu_seconds(), sink.cpu_seconds()
-        pid = running.processes[0].pid
+        pid = running.first_worker_pid()
         with cpu_profile.sampled(pid, profile_to) if profile_to else contextlib.nullcontext():
             arrived = wait_until(
                 lambda: sink.accepted.value >= count or running.exited(), timeout=60 + count / 5
@@ -253,7 +253,13 @@ def drain(site, setup, database_url, count, sink):
 
 def start_workers(site, setup, env):
     return Workers(
-        site, setup.worker, setup.queue, setup.processes, env={**env, **setup.worker_env}, name=setup.name
+        site,
+        setup.worker,
+        setup.queue,
+        setup.processes,
+        env={**env, **setup.worker_env},
+        name=setup.name,
+        consumers=setup.consumers,
     )
 
 
