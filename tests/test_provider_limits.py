@@ -6,7 +6,7 @@ the daily quota survives a restart of the worker, and the connections are capped
 import time
 
 import pytest
-from catcher import SmtpCatcher
+from catcher import SmtpCatcher, most_in_any_second
 from conftest import bake, report, wait_for
 from containers import CONTAINERS
 from fake_email_api import FakeEmailApi
@@ -57,7 +57,15 @@ def test_two_workers_told_the_limit_keep_to_it_and_use_it(limited_site):
     throttled = len(smtp.throttled_at)
     steady = smtp.arrived_at[LIMIT:]  # past the first second's burst
     rate = (len(steady) - 1) / (steady[-1] - steady[0])
-    report(f"[limits] told {LIMIT}/s, 2 workers: {rate:.1f} mails/s, {throttled} throttled of 200")
+    # Every mail the server saw, taken or throttled: the site's slots are 5 % further apart
+    # than the limit, so a mail up to 50 ms later than the next still keeps each second within
+    # it; the burst allowed is one mail more, from a mail later than that on a busy machine.
+    offered = most_in_any_second(sorted(smtp.arrived_at + smtp.throttled_at))
+    report(
+        f"[limits] told {LIMIT}/s, 2 workers: {rate:.1f} mails/s, {throttled} throttled of 200, "
+        f"at most {offered} in a second"
+    )
+    assert offered <= LIMIT + 1, f"{offered} mails in one second against a limit of {LIMIT}/s"
     assert throttled <= 2, f"{throttled} throttled answers for 200 mails"
     # Uses it: make bench measures the 95 % target on a quiet machine; here other tests share
     # the two cores (16/s seen), and a pace that wasted its slots would send far fewer.
