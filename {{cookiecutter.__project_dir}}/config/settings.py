@@ -12,7 +12,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
-from config.limits import count, percent, rate_limit
+from config.limits import count, percent, rate_limit, rate_limits
 from config.transport import transport
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -176,6 +176,10 @@ MAIL_CONNECTION_IDLE = timedelta(seconds=env.int("MAIL_CONNECTION_IDLE", default
 # connections open to the mail server at once, mails in any 24 hours (empty: none), and
 # the share of that quota kept for transactional mail.
 MAIL_RATE_LIMIT = rate_limit(env("MAIL_RATE_LIMIT", default=""))
+# The rate limits of mailers you add to MAILERS ("news:10/s,alerts:600/m").
+MAIL_RATE_LIMITS = rate_limits(
+    env("MAIL_RATE_LIMITS", default=""), set(MAILERS) - {"default", "deliver", "transport"}
+)
 MAIL_MAX_CONNECTIONS = count(env("MAIL_MAX_CONNECTIONS", default=""), "MAIL_MAX_CONNECTIONS", 20)
 MAIL_DAILY_QUOTA = count(env("MAIL_DAILY_QUOTA", default=""), "MAIL_DAILY_QUOTA", None)
 MAIL_DAILY_QUOTA_RESERVE = percent(

@@ -1,6 +1,7 @@
 """Sending within a provider's limits: its answers read, the lanes, the pace every worker
 shares, the daily quota and the settings."""
 
+import re
 import smtplib
 import time
 from datetime import timedelta
@@ -141,6 +142,26 @@ def test_a_bad_rate_limit_is_refused_naming_the_variable(value):
         limits.rate_limit(value)
 
 
+def test_rate_limits_per_mailer_read_alias_and_rate():
+    mailers = {"news", "alerts"}
+
+    assert limits.rate_limits("news:10/s, alerts:600/m", mailers) == {"news": 10.0, "alerts": 10.0}
+    assert limits.rate_limits("", mailers) == {}
+
+
+@pytest.mark.parametrize(
+    ("value", "complaint"),
+    [
+        ("newz:10/s", "'newz:10/s' is not alias:rate with an alias added to MAILERS (alerts,"),
+        ("news", "'news' is not alias:rate"),
+        ("news:fast", "MAIL_RATE_LIMITS news='fast' is not a rate"),
+    ],
+)
+def test_a_bad_rate_limit_per_mailer_is_refused_naming_it(value, complaint):
+    with pytest.raises(ImproperlyConfigured, match=re.escape(complaint)):
+        limits.rate_limits(value, {"news", "alerts"})
+
+
 def test_bad_counts_and_shares_are_refused_naming_the_variable():
     with pytest.raises(ImproperlyConfigured, match="MAIL_MAX_CONNECTIONS='0'"):
         limits.count("0", "MAIL_MAX_CONNECTIONS", 20)
@@ -159,6 +180,19 @@ def test_slots_are_spaced_by_the_rate_limit_and_a_margin(settings):
         assert pace.acquire("transport", Lane.TRANSACTIONAL) is None
 
     assert time.time() - started >= 5 * (1 + pace.MARGIN) / 10 - 0.01
+
+
+@pytest.mark.django_db
+def test_a_mailer_added_to_mailers_keeps_its_own_rate_limit(settings):
+    settings.MAIL_RATE_LIMIT, settings.MAIL_RATE_LIMITS = None, {"other": 10.0}
+    started = time.time()
+    for _ in range(6):
+        assert pace.acquire("other", Lane.TRANSACTIONAL) is None
+    assert pace.acquire("transport", Lane.TRANSACTIONAL) is None
+
+    assert time.time() - started >= 5 * (1 + pace.MARGIN) / 10 - 0.01
+    rates = dict(Pace.objects.values_list("mailer", "rate"))
+    assert rates == {"other": 10.0, "transport": None}
 
 
 @pytest.mark.django_db

@@ -82,8 +82,11 @@ def _local(mailer):
 
 
 def limit_of(mailer):
-    """The rate limit set for a mailer (MAIL_RATE_LIMIT is the site's transport's)."""
-    return settings.MAIL_RATE_LIMIT if mailer == "transport" else None
+    """The rate limit set for a mailer: MAIL_RATE_LIMIT for the site's transport,
+    MAIL_RATE_LIMITS for the mailers added to MAILERS."""
+    if mailer == "transport":
+        return settings.MAIL_RATE_LIMIT
+    return settings.MAIL_RATE_LIMITS.get(mailer)
 
 
 def spacing(rate):
