@@ -33,7 +33,7 @@ from django.db.models import F, Sum
 
 from .models import Lane, Pace, Usage
 
-MARGIN = 0.03
+MARGIN = 0.05
 LEASE_SECONDS = 0.5
 BULK_HORIZON = 0.5
 MAX_WAIT = 5.0
