@@ -41,7 +41,6 @@ COOLDOWN = 0.5
 DECREASE = 0.9
 INCREASE = 0.02
 MIN_RATE = 0.1
-LATE = 0.01  # seconds a slot may still be used after its time (one just leased); later, dropped
 LEARNING = "learning the provider's rate"
 # Without a rate, a lease lets this many mails go (it counts them against the quota).
 FREE_LEASE = 50
@@ -104,15 +103,14 @@ def acquire(mailer, lane):
             with local.leasing:  # the threads that waited meanwhile find the new slots
                 with local.lock:
                     slot = _take(local, lane, time.time())
-                held = None if slot is not None else _lease(mailer, lane, local, time.time())
-            if slot is not None:
+                if slot is None:  # the first of the slots leased, or Held
+                    slot = _lease(mailer, lane, local, time.time())
+            if not isinstance(slot, Held):
                 time.sleep(max(0.0, slot - time.time()))
                 return None
-            if held is None:
-                continue  # leased: take a slot
-            if held.until > deadline:
-                return held
-            time.sleep(max(0.01, held.until - time.time()))
+            if slot.until > deadline:
+                return slot
+            time.sleep(max(0.01, slot.until - time.time()))
     finally:
         with local.lock:
             local.waiting -= 1
@@ -126,7 +124,7 @@ def _take(local, lane, now):
             return now
         local.unused += local.free_left if math.isfinite(local.free_left) else 0
         local.free_left = 0
-    while local.slots and local.slots[0] < now - LATE:
+    while local.slots and local.slots[0] < now:
         local.slots.pop(0)
         local.unused += 1
     reach = BULK_HORIZON if lane == Lane.BULK else MAX_WAIT
@@ -136,7 +134,8 @@ def _take(local, lane, now):
 
 
 def _lease(mailer, lane, local, now):
-    """Lease slots for this process from the mailer's row; None once leased, else Held."""
+    """Lease slots for this process from the mailer's row: the first, for the caller (the
+    others go to this process's threads), or Held."""
     with local.lock:
         wanted = max(1, local.waiting)
         accepted, local.accepted = local.accepted, 0
@@ -158,8 +157,8 @@ def _lease(mailer, lane, local, now):
             _count(mailer, count if left is not None else 0, now)
             row.save()
             with local.lock:
-                local.free_until, local.free_left = now + LEASE_SECONDS, count
-            return None
+                local.free_until, local.free_left = now + LEASE_SECONDS, count - 1
+            return now
         step = spacing(row.rate)
         start = max(row.next_free, now)
         reach = BULK_HORIZON if lane == Lane.BULK else MAX_WAIT
@@ -177,8 +176,8 @@ def _lease(mailer, lane, local, now):
         _count(mailer, count if left is not None else 0, now)
         row.save()
     with local.lock:
-        local.slots = sorted(local.slots + slots)
-    return None
+        local.slots = sorted(local.slots + slots[1:])
+    return slots[0]
 
 
 def _row(mailer):
