@@ -59,11 +59,11 @@ class SmtpCatcher:
 
     def in_second_before(self, moment):
         """Messages accepted in the second up to `moment`."""
-        return len(self.arrived_at) - bisect.bisect_right(self.arrived_at, moment - 1.0)
+        return in_second_before(self.arrived_at, moment)
 
     def most_in_any_second(self):
         """The most messages accepted in any one-second window."""
-        return max((self.in_second_before(moment) for moment in self.arrived_at), default=0)
+        return most_in_any_second(self.arrived_at)
 
     def lost_and_duplicates(self, expected):
         """How many of the `expected` Message-IDs never arrived, and how many arrivals were
@@ -114,6 +114,16 @@ class LimitedSMTP(SMTP):
             self.transport.close()
         else:
             await super().push(status)
+
+
+def in_second_before(moments, moment):
+    """How many of `moments` (in order) fall in the second up to `moment`, `moment` included."""
+    return bisect.bisect_right(moments, moment) - bisect.bisect_right(moments, moment - 1.0)
+
+
+def most_in_any_second(moments):
+    """The most of `moments` (in order) in any one-second window."""
+    return max((in_second_before(moments, moment) for moment in moments), default=0)
 
 
 def free_port():

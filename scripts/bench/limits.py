@@ -7,12 +7,11 @@
   transactional mail goes every 0.5 s: how long those take from send_mail() to the server.
 """
 
-import bisect
 import json
 import time
 
 from baked import BENCH_SCRIPTS, SITE_SCRIPTS
-from catcher import SmtpCatcher
+from catcher import SmtpCatcher, most_in_any_second
 from queues import purge_queue
 from scenarios import SENDERS, percentile, split, start_workers, wait_until
 
@@ -115,8 +114,3 @@ def accepted_rate(arrived, count, waited_until):
     """Mails a second from the first accepted to the last; to the end of the wait if some never came."""
     end = arrived[-1] if len(arrived) >= count else waited_until
     return (len(arrived) - 1) / (end - arrived[0]) if len(arrived) > 1 and end > arrived[0] else None
-
-
-def most_in_any_second(arrived):
-    """The most mails accepted in any one second (`arrived` in order)."""
-    return max((bisect.bisect_left(arrived, at + 1.0) - n for n, at in enumerate(arrived)), default=0)

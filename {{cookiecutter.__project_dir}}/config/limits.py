@@ -21,6 +21,21 @@ def rate_limit(value, name="MAIL_RATE_LIMIT"):
     return float(match[1]) / PER[match[2]]
 
 
+def rate_limits(value, mailers, name="MAIL_RATE_LIMITS"):
+    """{alias: mails a second} for "news:10/s,alerts:600/m", each alias one of `mailers`;
+    {} for an empty value."""
+    limits = {}
+    for entry in filter(None, (part.strip() for part in value.split(","))):
+        alias, _, rate = (part.strip() for part in entry.partition(":"))
+        if alias not in mailers or not rate:
+            raise ImproperlyConfigured(
+                f"{name}={value!r}: {entry!r} is not alias:rate with an alias added to MAILERS "
+                f"({', '.join(sorted(mailers)) or 'none yet'})"
+            )
+        limits[alias] = rate_limit(rate, f"{name} {alias}")
+    return limits
+
+
 def count(value, name, default, minimum=1):
     """A whole number of at least `minimum`; `default` for an empty value."""
     if not value.strip():

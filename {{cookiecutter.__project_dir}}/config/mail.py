@@ -7,7 +7,7 @@ from datetime import timedelta
 from email.utils import parseaddr
 
 from config.base import SITE_PACKAGE, env
-from config.limits import count, percent, rate_limit
+from config.limits import count, percent, rate_limit, rate_limits
 from config.transport import transport
 
 # The mailers' aliases in MAILERS.
@@ -46,6 +46,10 @@ MAIL_CONNECTION_IDLE = timedelta(seconds=env.int("MAIL_CONNECTION_IDLE", default
 # The provider's limits, for every worker together (delivery/pace.py): mails a second
 # ("14/s", "600/m", "50000/h"; empty: none, slowing down when throttled).
 MAIL_RATE_LIMIT = rate_limit(env("MAIL_RATE_LIMIT", default=""))
+# The rate limits of mailers you add to MAILERS ("news:10/s,alerts:600/m").
+MAIL_RATE_LIMITS = rate_limits(
+    env("MAIL_RATE_LIMITS", default=""), set(MAILERS) - {QUEUE_MAILER, SENDER_MAILER, SERVER_MAILER}
+)
 # Connections open to the mail server at once (count).
 MAIL_MAX_CONNECTIONS = count(env("MAIL_MAX_CONNECTIONS", default=""), "MAIL_MAX_CONNECTIONS", 20)
 # Mails in any 24 hours (count; empty: none), and the share of it (percent, read as a

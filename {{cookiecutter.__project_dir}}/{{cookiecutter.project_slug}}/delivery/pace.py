@@ -7,11 +7,17 @@ send: a token bucket whose tokens are handed out in order. Transactional mail ma
 slots up to MAX_WAIT ahead; bulk mail only BULK_HORIZON ahead, so a transactional mail
 never waits behind the bulk mail's slots for longer than that.
 
-A throttling answer cuts the rate to DECREASE x the rate the provider accepted (at most
-once every COOLDOWN); while mail waits for slots the rate grows back by INCREASE a second,
-up to MAIL_RATE_LIMIT (additive increase, multiplicative decrease). Retry-After and quota
-answers pause the mailer. MAIL_DAILY_QUOTA counts mails in hourly `Usage` rows over a
-rolling 24 hours; bulk mail stops MAIL_DAILY_QUOTA_RESERVE short of it.
+Throttling answers, for a site told no limit (no rate yet): the first one pauses every
+worker for a second (the provider's count starts again) while each process adds to the
+rate DECREASE x the mails it had accepted in the second before the answer, as it hears of
+the pause: the whole site's count, which is what the provider measured, not the answering
+process's share. Once the rate is set, every worker's slots come from it, so it is the
+whole site's rate: a throttling answer cuts it to DECREASE x itself (at most once every
+COOLDOWN), and while mail waits for slots it grows back by INCREASE a second, up to
+MAIL_RATE_LIMIT (additive increase, multiplicative decrease). Retry-After and quota
+answers pause the mailer instead, for as long as they say. MAIL_DAILY_QUOTA counts mails
+in hourly `Usage` rows over a rolling 24 hours; bulk mail stops MAIL_DAILY_QUOTA_RESERVE
+short of it.
 """
 
 import math
@@ -32,9 +38,10 @@ LEASE_SECONDS = 0.5
 BULK_HORIZON = 0.5
 MAX_WAIT = 5.0
 COOLDOWN = 0.5
-DECREASE = 0.95
-INCREASE = 0.05
+DECREASE = 0.9
+INCREASE = 0.02
 MIN_RATE = 0.1
+LEARNING = "learning the provider's rate"
 # Without a rate, a lease lets this many mails go (it counts them against the quota).
 FREE_LEASE = 50
 DAY = timedelta(hours=24)
@@ -58,7 +65,8 @@ class _Local:
     free_until: float = 0.0  # without a rate: mails may go until then...
     free_left: float = 0.0  # ...this many of them
     accepted: int = 0  # accepted since the last report to the row
-    recent: deque = field(default_factory=deque)  # when this process's last second's were
+    recent: deque = field(default_factory=deque)  # when this process's last 2 seconds' were
+    learned: float = 0.0  # the throttling answer whose second this process has counted
     unused: int = 0  # leased and counted against the quota, never used
     waiting: int = 0  # threads waiting for a slot
 
@@ -73,8 +81,11 @@ def _local(mailer):
 
 
 def limit_of(mailer):
-    """The rate limit set for a mailer (MAIL_RATE_LIMIT is the site's transport's)."""
-    return settings.MAIL_RATE_LIMIT if mailer == "transport" else None
+    """The rate limit set for a mailer: MAIL_RATE_LIMIT for the site's transport,
+    MAIL_RATE_LIMITS for the mailers added to MAILERS."""
+    if mailer == "transport":
+        return settings.MAIL_RATE_LIMIT
+    return settings.MAIL_RATE_LIMITS.get(mailer)
 
 
 def spacing(rate):
@@ -92,15 +103,14 @@ def acquire(mailer, lane):
             with local.leasing:  # the threads that waited meanwhile find the new slots
                 with local.lock:
                     slot = _take(local, lane, time.time())
-                held = None if slot is not None else _lease(mailer, lane, local, time.time())
-            if slot is not None:
+                if slot is None:  # the first of the slots leased, or Held
+                    slot = _lease(mailer, lane, local, time.time())
+            if not isinstance(slot, Held):
                 time.sleep(max(0.0, slot - time.time()))
                 return None
-            if held is None:
-                continue  # leased: take a slot
-            if held.until > deadline:
-                return held
-            time.sleep(max(0.01, held.until - time.time()))
+            if slot.until > deadline:
+                return slot
+            time.sleep(max(0.01, slot.until - time.time()))
     finally:
         with local.lock:
             local.waiting -= 1
@@ -124,7 +134,8 @@ def _take(local, lane, now):
 
 
 def _lease(mailer, lane, local, now):
-    """Lease slots for this process from the mailer's row; None once leased, else Held."""
+    """Lease slots for this process from the mailer's row: the first, for the caller (the
+    others go to this process's threads), or Held."""
     with local.lock:
         wanted = max(1, local.waiting)
         accepted, local.accepted = local.accepted, 0
@@ -132,6 +143,7 @@ def _lease(mailer, lane, local, now):
     with transaction.atomic():
         row = _row(mailer)
         _report(row, accepted, now)
+        _learn(row, local, now)
         _give_back(mailer, unused, now)
         if row.paused_until > now:
             row.save()
@@ -145,8 +157,8 @@ def _lease(mailer, lane, local, now):
             _count(mailer, count if left is not None else 0, now)
             row.save()
             with local.lock:
-                local.free_until, local.free_left = now + LEASE_SECONDS, count
-            return None
+                local.free_until, local.free_left = now + LEASE_SECONDS, count - 1
+            return now
         step = spacing(row.rate)
         start = max(row.next_free, now)
         reach = BULK_HORIZON if lane == Lane.BULK else MAX_WAIT
@@ -164,8 +176,8 @@ def _lease(mailer, lane, local, now):
         _count(mailer, count if left is not None else 0, now)
         row.save()
     with local.lock:
-        local.slots = sorted(local.slots + slots)
-    return None
+        local.slots = sorted(local.slots + slots[1:])
+    return slots[0]
 
 
 def _row(mailer):
@@ -188,6 +200,31 @@ def _report(row, accepted, now):
         row.counted_since, row.accepted = now, 0
 
 
+def _slow_down(row, now):
+    """Learn the rate (a site told no limit), or cut it at most once every COOLDOWN."""
+    if row.rate is None:
+        row.rate, row.cut_at = MIN_RATE, now  # each process adds its share (_learn)
+        row.paused_until, row.pause_reason = now + 1.0, LEARNING
+    elif not _learning(row, now) and now - row.cut_at >= COOLDOWN:
+        row.rate = max(MIN_RATE, DECREASE * row.rate)
+        row.cut_at = row.raised_at = now
+        row.next_free = max(row.next_free, now + spacing(row.rate))
+
+
+def _learning(row, now):
+    return row.pause_reason == LEARNING and row.paused_until > now
+
+
+def _learn(row, local, now):
+    """While the site learns its rate, add this process's share (once): DECREASE x the mails
+    it had accepted in the second before the throttling answer."""
+    if _learning(row, now) and local.learned != row.cut_at:
+        with local.lock:
+            count = sum(row.cut_at - 1 <= moment <= row.cut_at for moment in local.recent)
+            local.learned = row.cut_at
+        row.rate += DECREASE * count
+
+
 def _speed_up(row, mailer, now):
     if now - row.cut_at < 1:
         return
@@ -205,7 +242,7 @@ def accepted(mailer):
     with local.lock:
         local.accepted += 1
         local.recent.append(now)
-        while local.recent[0] < now - 1:
+        while local.recent[0] < now - 2:
             local.recent.popleft()
 
 
@@ -215,10 +252,10 @@ def throttled(mailer, verdict):
     now = time.time()
     with local.lock:
         accepted, local.accepted = local.accepted, 0
-        seen_here = len([moment for moment in local.recent if moment >= now - 1])
         free = local.free_left if math.isfinite(local.free_left) else 0
-        unused = local.unused + len(local.slots) + free
-        local.slots, local.free_until, local.free_left, local.unused = [], 0.0, 0.0, 0
+        unused = local.unused + free
+        # A lease without a rate ends; leased slots keep their times, spaced at the rate then.
+        local.free_until, local.free_left, local.unused = 0.0, 0.0, 0
     with transaction.atomic():
         row = _row(mailer)
         _report(row, accepted, now)
@@ -226,18 +263,12 @@ def throttled(mailer, verdict):
         hour = now - now % 3600
         row.throttled = row.throttled + 1 if row.throttled_hour == hour else 1
         row.throttled_hour = hour
-        if verdict.kind == "rate" and now - row.cut_at >= COOLDOWN:
-            # What the provider accepted: every process's counts reported so far, or at
-            # least what this process saw in the last second.
-            window = now - row.counted_since
-            basis = max(row.accepted_rate, seen_here, row.accepted / max(window, 1.0))
-            rate = DECREASE * basis if basis > 0 else (row.rate or 2.0) / 2
-            row.rate = max(MIN_RATE, min(rate, row.rate or rate))
-            row.cut_at = row.raised_at = now
-            row.next_free = max(row.next_free, now + spacing(row.rate))
-        if verdict.pause:
+        if verdict.pause:  # the provider said how long
             row.paused_until = max(row.paused_until, now + verdict.pause)
             row.pause_reason = f"the provider asked for a pause ({verdict.kind})"
+        elif verdict.kind == "rate":
+            _slow_down(row, now)
+        _learn(row, local, now)
         row.save()
         return row.paused_until if row.paused_until > now else now + spacing(row.rate or 1)
 
