@@ -56,6 +56,7 @@ EVERY_BAKE_HAS = [
     "docs/deploy.md",
     "docs/scaling.md",
     "docs/events-and-suppression.md",
+    "docs/provider-limits.md",
     "docs/metrics.md",
     "docs/testing-your-mail.md",
     "docs/upgrading.md",

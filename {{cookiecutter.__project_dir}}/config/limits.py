@@ -1,5 +1,5 @@
-"""The provider's limits the site sends within, read from .env (README: "Sending within
-your provider's limits"). A bad value stops the site at startup, naming the variable."""
+"""The provider's limits the site sends within, read from .env (docs/provider-limits.md).
+A bad value stops the site at startup, naming the variable."""
 
 import re
 
