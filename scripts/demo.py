@@ -17,8 +17,8 @@ from pathlib import Path
 TEMPLATE = Path(__file__).resolve().parents[1]
 # The tests' SMTP catcher and the scripts they run inside a site.
 sys.path.insert(0, str(TEMPLATE / "tests"))
-from catcher import SmtpCatcher  # noqa: E402
 from harness import bakery  # noqa: E402
+from harness.smtp_catcher import SmtpCatcher  # noqa: E402
 
 SITE_SCRIPTS = TEMPLATE / "tests" / "site"
 BUILD = TEMPLATE / "build" / "demo"

@@ -13,8 +13,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from catcher import SmtpCatcher
 from harness import bakery
+from harness.smtp_catcher import SmtpCatcher
 from services import postgres_database, rabbitmq_vhost
 
 TEMPLATE = Path(__file__).resolve().parents[1]

@@ -5,8 +5,8 @@ import contextlib
 import smtplib
 import uuid
 
-from catcher import free_port
 from conftest import wait_for
+from harness.smtp_catcher import free_port
 from stand_ins import IMAGES, build_base, build_stand_in
 
 IMAGE = "localhost/template-tests-postfix:latest"

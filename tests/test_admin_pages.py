@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from catcher import free_port
 from conftest import SITE_TEMPLATE, TEMPLATE, bake, cannot_run, service_answers, wait_for
+from harness.smtp_catcher import free_port
 
 SCREENSHOTS = TEMPLATE / "build" / "screenshots"
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")

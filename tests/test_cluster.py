@@ -5,9 +5,9 @@ scenario prints mails, lost, duplicates and the pause in delivery."""
 import time
 
 import pytest
-from catcher import SmtpCatcher
 from conftest import bake, report, wait_for
 from containers import CONTAINERS
+from harness.smtp_catcher import SmtpCatcher
 from rabbitmq_containers import rabbitmq_cluster
 
 pytestmark = CONTAINERS

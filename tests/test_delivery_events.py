@@ -12,10 +12,10 @@ import urllib.parse
 from types import SimpleNamespace
 
 import pytest
-from catcher import free_port
 from conftest import bake, service_answers, wait_for
 from deployment import env_file, set_env_file
 from fake_email_api import FakeEmailApi
+from harness.smtp_catcher import free_port
 from provider_events import KINDS, Poster, SendGridSigner, SnsSigner, request
 from test_email_services import SERVICE_ENV, SERVICES
 

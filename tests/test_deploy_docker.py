@@ -5,9 +5,9 @@ import json
 import re
 
 import pytest
-from catcher import free_port
 from conftest import BIN, bake, get_json, service_answers, wait_for
 from deployment import env_file
+from harness.smtp_catcher import free_port
 from tcp_proxy import TcpProxy
 
 

@@ -15,9 +15,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from catcher import SmtpCatcher, free_port
 from conftest import BIN, bake, service_answers, wait_for
 from deployment import SITE_USER, set_env_file
+from harness.smtp_catcher import SmtpCatcher, free_port
 from supervisor.xmlrpc import SupervisorTransport
 
 pytest_plugins = ["deployed_site"]

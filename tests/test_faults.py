@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 import samples
-from catcher import SmtpCatcher
 from conftest import bake, report, wait_for
+from harness.smtp_catcher import SmtpCatcher
 from tcp_proxy import TcpProxy
 
 # Fast retries, so that outages longer than the worker's retry window fit in a test.

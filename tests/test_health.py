@@ -6,9 +6,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from catcher import free_port
 from conftest import get_json, service_answers, wait_for
 from deployment import env_file
+from harness.smtp_catcher import free_port
 from tcp_proxy import TcpProxy
 
 MAIL_OK = {"database": "ok", "broker": "ok", "workers": "ok", "waiting": "ok", "setup": "ok"}

@@ -6,10 +6,10 @@ the daily quota survives a restart of the worker, and the connections are capped
 import time
 
 import pytest
-from catcher import SmtpCatcher
 from conftest import bake, report, wait_for
 from containers import CONTAINERS
 from fake_email_api import FakeEmailApi
+from harness.smtp_catcher import SmtpCatcher
 from postfix_relay import postfix_relay
 
 LIMIT = 20  # mails a second the server takes, as SES's production accounts start near

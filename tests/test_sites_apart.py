@@ -2,8 +2,8 @@
 
 from collections import Counter
 
-from catcher import SmtpCatcher
 from conftest import bake, wait_for
+from harness.smtp_catcher import SmtpCatcher
 from services import postgres_database
 
 MAILS = 200

@@ -45,8 +45,8 @@ import psycopg
 import report
 import scenarios
 from baked import TEMPLATE, BakedSite, template_at
-from catcher import free_port
 from floors import floors
+from harness.smtp_catcher import free_port
 from procfs import MachineLoad
 from scenarios import BEFORE
 from services import postgres_database, rabbitmq_vhost

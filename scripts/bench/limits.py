@@ -12,7 +12,7 @@ import json
 import time
 
 from baked import BENCH_SCRIPTS, SITE_SCRIPTS
-from catcher import SmtpCatcher
+from harness.smtp_catcher import SmtpCatcher
 from queues import purge_queue
 from scenarios import SENDERS, percentile, split, start_workers, wait_until
 

@@ -17,7 +17,7 @@ import sys
 
 import scenarios
 from baked import TEMPLATE, BakedSite
-from catcher import free_port
+from harness.smtp_catcher import free_port
 from report import table
 from scenarios import SITE, Setup
 from services import postgres_database, rabbitmq_vhost
