@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 from harness import bakery
+from harness.services import postgres_database, rabbitmq_vhost
 from harness.smtp_catcher import SmtpCatcher
-from services import postgres_database, rabbitmq_vhost
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 # The template's site folder, as it is before baking.
@@ -26,7 +26,7 @@ SCRIPTS = TEMPLATE / "tests" / "site"
 FIGURES = Path(os.environ.get("TEST_FIGURES") or TEMPLATE / "build" / "test-figures.txt")
 BIN = Path(sys.executable).parent
 # The container engine and what runs on it (stand-in images, RabbitMQ 4); xdist groups on pytest 9.2.
-pytest_plugins = ["container_fixtures", "xdist_groups"]
+pytest_plugins = ["container_fixtures", "harness.xdist_groups"]
 
 
 def report(line):

@@ -7,9 +7,9 @@ import time
 
 import pytest
 from conftest import bake, cannot_run, report
-from containers import CONTAINERS, Unavailable, docker_engine
-from rabbitmq_containers import rabbitmq_node
-from stand_ins import build_stand_ins
+from harness.containers import CONTAINERS, Unavailable, docker_engine
+from harness.rabbitmq_containers import rabbitmq_node
+from harness.stand_ins import build_stand_ins
 
 
 @pytest.fixture(scope="session")
@@ -17,7 +17,7 @@ def engine(tmp_path_factory):
     """Docker if a Docker engine answers, else podman; skips loudly (fails under CI) if neither runs."""
     try:
         if not (found := docker_engine()):
-            from podman_engine import Podman
+            from harness.podman import Podman
 
             found = Podman.start(tmp_path_factory.mktemp("podman"))
     except Unavailable as error:

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 from conftest import BIN, SITE_TEMPLATE, TEMPLATE, bake
-from deployment import COMPOSE, env_file
+from harness.deployment import COMPOSE, env_file
 
 LEFTOVER = re.compile(r"\{\{ *cookiecutter|cookiecutter\.|\{%-? *(raw|endraw)\b")
 # The only template text a .py file of the site may hold: the site's names.

@@ -7,8 +7,8 @@ import subprocess
 import pytest
 import yaml
 from conftest import bake, require_root, require_service
+from harness.workflow import StepFailed, run_job
 from test_bake import ANSWERS
-from workflow import StepFailed, run_job
 
 WORKFLOW = ".github/workflows/ci.yml"
 

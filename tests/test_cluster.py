@@ -6,9 +6,9 @@ import time
 
 import pytest
 from conftest import bake, report, wait_for
-from containers import CONTAINERS
+from harness.containers import CONTAINERS
+from harness.rabbitmq_containers import rabbitmq_cluster
 from harness.smtp_catcher import SmtpCatcher
-from rabbitmq_containers import rabbitmq_cluster
 
 pytestmark = CONTAINERS
 MAILS = 2000

@@ -8,10 +8,10 @@ import signal
 import time
 
 import pytest
-from compose_site import ComposeSite, brought_up
 from conftest import bake, report, wait_for
-from containers import CONTAINERS
-from deployment import env_file
+from harness.compose_site import ComposeSite, brought_up
+from harness.containers import CONTAINERS
+from harness.deployment import env_file
 
 pytestmark = CONTAINERS
 FILES = ("compose.yaml", "compose.override.yaml", "compose.cluster.yaml")

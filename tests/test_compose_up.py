@@ -10,10 +10,10 @@ import signal
 from pathlib import Path
 
 import pytest
-from compose_site import MAY_HOLD, ComposeSite, brought_up
 from conftest import bake, get_json, wait_for
-from containers import CONTAINERS
-from deployment import env_file
+from harness.compose_site import MAY_HOLD, ComposeSite, brought_up
+from harness.containers import CONTAINERS
+from harness.deployment import env_file
 
 pytestmark = CONTAINERS
 

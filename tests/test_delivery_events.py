@@ -13,10 +13,10 @@ from types import SimpleNamespace
 
 import pytest
 from conftest import bake, service_answers, wait_for
-from deployment import env_file, set_env_file
-from fake_email_api import FakeEmailApi
+from harness.deployment import env_file, set_env_file
+from harness.fake_email_api import FakeEmailApi
+from harness.provider_events import KINDS, Poster, SendGridSigner, SnsSigner, request
 from harness.smtp_catcher import free_port
-from provider_events import KINDS, Poster, SendGridSigner, SnsSigner, request
 from test_email_services import SERVICE_ENV, SERVICES
 
 # One site for the module: its web server runs throughout, workers come and go.

@@ -14,9 +14,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from compose_site import MAY_HOLD
 from conftest import BIN, bake, require_root, service_answers, wait_for
-from deployment import COMPOSE, SITE_USER, env_file
+from harness.compose_site import MAY_HOLD
+from harness.deployment import COMPOSE, SITE_USER, env_file
 from harness.smtp_catcher import free_port
 
 SITE_SERVICES = {"migrate", "web", "worker", "sweeper"}

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from conftest import SCRIPTS, bake, wait_for
 from crontab import CronTab
-from deployment import SITE_USER, UNREACHABLE_BROKER, set_env_file
+from harness.deployment import SITE_USER, UNREACHABLE_BROKER, set_env_file
 
-pytest_plugins = ["deployed_site"]
+pytest_plugins = ["harness.deployed_site"]
 
 CRON_FILE = Path("deploy") / "cron" / SITE_USER
 

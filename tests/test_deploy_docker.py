@@ -6,9 +6,9 @@ import re
 
 import pytest
 from conftest import BIN, bake, get_json, service_answers, wait_for
-from deployment import env_file
+from harness.deployment import env_file
 from harness.smtp_catcher import free_port
-from tcp_proxy import TcpProxy
+from harness.tcp_proxy import TcpProxy
 
 
 @pytest.fixture(scope="module")

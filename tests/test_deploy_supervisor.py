@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 from conftest import BIN, bake, service_answers, wait_for
-from deployment import SITE_USER, set_env_file
+from harness.deployment import SITE_USER, set_env_file
 from harness.smtp_catcher import SmtpCatcher, free_port
 from supervisor.xmlrpc import SupervisorTransport
 
-pytest_plugins = ["deployed_site"]
+pytest_plugins = ["harness.deployed_site"]
 
 WEB = f"{SITE_USER}:{SITE_USER}-web"
 WORKER = f"{SITE_USER}:{SITE_USER}-worker"

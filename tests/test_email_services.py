@@ -2,8 +2,8 @@
 each email service's API (a local stand-in for it)."""
 
 from conftest import bake, wait_for
-from deployment import env_file, set_env_file
-from fake_email_api import FakeEmailApi
+from harness.deployment import env_file, set_env_file
+from harness.fake_email_api import FakeEmailApi
 
 SERVICES = ["amazon_ses", "brevo", "mailgun", "postmark", "sendgrid"]
 # What each service needs in .env to be used, pointed at the stand-in (made-up credentials).

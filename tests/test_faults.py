@@ -17,7 +17,7 @@ import pytest
 import samples
 from conftest import bake, report, wait_for
 from harness.smtp_catcher import SmtpCatcher
-from tcp_proxy import TcpProxy
+from harness.tcp_proxy import TcpProxy
 
 # Fast retries, so that outages longer than the worker's retry window fit in a test.
 FAST_RETRIES = {"MAIL_MAX_RETRIES": "2", "MAIL_RETRY_INTERVAL": "1", "MAIL_SENDING_TIMEOUT": "5"}

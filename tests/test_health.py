@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from conftest import get_json, service_answers, wait_for
-from deployment import env_file
+from harness.deployment import env_file
 from harness.smtp_catcher import free_port
-from tcp_proxy import TcpProxy
+from harness.tcp_proxy import TcpProxy
 
 MAIL_OK = {"database": "ok", "broker": "ok", "workers": "ok", "waiting": "ok", "setup": "ok"}
 

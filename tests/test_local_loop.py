@@ -5,7 +5,7 @@ import signal
 import urllib.request
 
 from conftest import BIN, bake, service_answers, wait_for
-from deployment import env_file, set_env_file
+from harness.deployment import env_file, set_env_file
 from harness.smtp_catcher import free_port
 
 

@@ -13,7 +13,7 @@ import urllib.request
 
 import yaml
 from conftest import bake, cannot_run, report, service_answers, wait_for
-from deployment import env_file
+from harness.deployment import env_file
 from harness.smtp_catcher import SmtpCatcher, free_port
 from prometheus_client.parser import text_string_to_metric_families
 

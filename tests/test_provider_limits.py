@@ -7,10 +7,10 @@ import time
 
 import pytest
 from conftest import bake, report, wait_for
-from containers import CONTAINERS
-from fake_email_api import FakeEmailApi
+from harness.containers import CONTAINERS
+from harness.fake_email_api import FakeEmailApi
+from harness.postfix_relay import postfix_relay
 from harness.smtp_catcher import SmtpCatcher
-from postfix_relay import postfix_relay
 
 LIMIT = 20  # mails a second the server takes, as SES's production accounts start near
 # Seconds a send under way in another thread may take to land after a throttling answer.

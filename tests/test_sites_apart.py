@@ -3,8 +3,8 @@
 from collections import Counter
 
 from conftest import bake, wait_for
+from harness.services import postgres_database
 from harness.smtp_catcher import SmtpCatcher
-from services import postgres_database
 
 MAILS = 200
 

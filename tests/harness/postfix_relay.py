@@ -6,8 +6,9 @@ import smtplib
 import uuid
 
 from conftest import wait_for
-from harness.smtp_catcher import free_port
-from stand_ins import IMAGES, build_base, build_stand_in
+
+from .smtp_catcher import free_port
+from .stand_ins import IMAGES, build_base, build_stand_in
 
 IMAGE = "localhost/template-tests-postfix:latest"
 

@@ -1,6 +1,6 @@
 """The container engine the tests run images on: a Docker engine if one answers, else podman
 from Debian (scripts/test-needs installs it), set up for this machine by files written at run time
-(see podman_engine.py). Tests that use it run in one xdist group, CONTAINERS, one at a time."""
+(see podman.py). Tests that use it run in one xdist group, CONTAINERS, one at a time."""
 
 import json
 import os

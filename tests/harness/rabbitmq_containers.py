@@ -11,7 +11,8 @@ import uuid
 
 import kombu
 from conftest import wait_for
-from harness.smtp_catcher import free_port
+
+from .smtp_catcher import free_port
 
 USER = "test"
 RABBITMQ_UID = 999  # the rabbitmq user of the official image and of the stand-in

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 from conftest import BIN, Site, bake, require_root, wait_for
-from deployment import SITE_USER, set_env_file
+
+from .deployment import SITE_USER, set_env_file
 
 
 def site_user():

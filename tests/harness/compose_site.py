@@ -9,8 +9,9 @@ import uuid
 
 import pytest
 from conftest import report
-from deployment import COMPOSE, env_file
-from harness.smtp_catcher import free_port
+
+from .deployment import COMPOSE, env_file
+from .smtp_catcher import free_port
 
 PORTS = ("WEB_PORT", "RABBITMQ_UI_PORT", "MAILPIT_UI_PORT", "FLOWER_UI_PORT")
 
