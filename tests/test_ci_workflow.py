@@ -6,7 +6,8 @@ import subprocess
 
 import pytest
 import yaml
-from conftest import bake, require_root, require_service
+from harness.baked_site import bake
+from harness.needs import require_root, require_service
 from harness.workflow import StepFailed, run_job
 from test_bake import ANSWERS
 

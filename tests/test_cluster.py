@@ -5,10 +5,12 @@ scenario prints mails, lost, duplicates and the pause in delivery."""
 import time
 
 import pytest
-from conftest import bake, report, wait_for
+from harness.baked_site import bake
 from harness.containers import CONTAINERS
+from harness.figures import report
 from harness.rabbitmq_containers import rabbitmq_cluster
 from harness.smtp_catcher import SmtpCatcher
+from harness.waiting import wait_for
 
 pytestmark = CONTAINERS
 MAILS = 2000

@@ -8,10 +8,11 @@ import signal
 import time
 
 import pytest
-from conftest import bake, report, wait_for
+from harness.baked_site import bake, env_file
 from harness.compose_site import ComposeSite, brought_up
 from harness.containers import CONTAINERS
-from harness.deployment import env_file
+from harness.figures import report
+from harness.waiting import wait_for
 
 pytestmark = CONTAINERS
 FILES = ("compose.yaml", "compose.override.yaml", "compose.cluster.yaml")

@@ -10,10 +10,10 @@ import signal
 from pathlib import Path
 
 import pytest
-from conftest import bake, get_json, wait_for
+from harness.baked_site import bake, env_file, get_json
 from harness.compose_site import MAY_HOLD, ComposeSite, brought_up
 from harness.containers import CONTAINERS
-from harness.deployment import env_file
+from harness.waiting import wait_for
 
 pytestmark = CONTAINERS
 

@@ -6,10 +6,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import get_json, service_answers, wait_for
-from harness.deployment import env_file
+from harness.baked_site import env_file, get_json
+from harness.needs import service_answers
 from harness.smtp_catcher import free_port
 from harness.tcp_proxy import TcpProxy
+from harness.waiting import wait_for
 
 MAIL_OK = {"database": "ok", "broker": "ok", "workers": "ok", "waiting": "ok", "setup": "ok"}
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import bake, wait_for
+from harness.baked_site import bake, env_file, set_env_file
 from harness.compose_site import ComposeSite, brought_up
 from harness.containers import CONTAINERS
-from harness.deployment import env_file, set_env_file
 from harness.smtp_catcher import free_port
 from harness.stand_ins import IMAGES, build_base, build_stand_in, full_name, lock
+from harness.waiting import wait_for
 from test_metrics import LIMITS
 
 pytestmark = CONTAINERS

