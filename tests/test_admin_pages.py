@@ -10,8 +10,8 @@ import pytest
 from harness.baked_site import bake
 from harness.bakery import SITE_TEMPLATE, TEMPLATE
 from harness.needs import cannot_run, service_answers
+from harness.processes import wait_for
 from harness.smtp_catcher import free_port
-from harness.waiting import wait_for
 
 SCREENSHOTS = TEMPLATE / "build" / "screenshots"
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")

@@ -8,9 +8,9 @@ import pytest
 from harness.baked_site import bake
 from harness.containers import CONTAINERS
 from harness.figures import report
+from harness.processes import wait_for
 from harness.rabbitmq_containers import rabbitmq_cluster
 from harness.smtp_catcher import SmtpCatcher
-from harness.waiting import wait_for
 
 pytestmark = CONTAINERS
 MAILS = 2000

@@ -12,7 +12,7 @@ from harness.baked_site import bake, env_file
 from harness.compose_site import ComposeSite, brought_up
 from harness.containers import CONTAINERS
 from harness.figures import report
-from harness.waiting import wait_for
+from harness.processes import wait_for
 
 pytestmark = CONTAINERS
 FILES = ("compose.yaml", "compose.override.yaml", "compose.cluster.yaml")

@@ -13,7 +13,7 @@ import pytest
 from harness.baked_site import bake, env_file, get_json
 from harness.compose_site import MAY_HOLD, ComposeSite, brought_up
 from harness.containers import CONTAINERS
-from harness.waiting import wait_for
+from harness.processes import wait_for
 
 pytestmark = CONTAINERS
 

@@ -15,9 +15,9 @@ import pytest
 from harness.baked_site import bake, env_file, set_env_file
 from harness.fake_email_api import FakeEmailApi
 from harness.needs import service_answers
+from harness.processes import wait_for
 from harness.provider_events import KINDS, Poster, SendGridSigner, SnsSigner, request
 from harness.smtp_catcher import free_port
-from harness.waiting import wait_for
 from test_email_services import SERVICE_ENV, SERVICES
 
 # One site for the module: its web server runs throughout, workers come and go.

@@ -18,8 +18,8 @@ from harness.baked_site import BIN, bake, env_file
 from harness.compose_site import COMPOSE, MAY_HOLD
 from harness.deployed_site import SITE_USER
 from harness.needs import require_root, service_answers
+from harness.processes import wait_for
 from harness.smtp_catcher import free_port
-from harness.waiting import wait_for
 
 SITE_SERVICES = {"migrate", "web", "worker", "sweeper"}
 APP_SERVICES = SITE_SERVICES | {"flower"}

@@ -9,7 +9,7 @@ from pathlib import Path
 from crontab import CronTab
 from harness.baked_site import SCRIPTS, bake, set_env_file
 from harness.deployed_site import SITE_USER, UNREACHABLE_BROKER
-from harness.waiting import wait_for
+from harness.processes import wait_for
 
 CRON_FILE = Path("deploy") / "cron" / SITE_USER
 

@@ -7,9 +7,9 @@ import re
 import pytest
 from harness.baked_site import BIN, bake, env_file, get_json
 from harness.needs import service_answers
+from harness.processes import wait_for
 from harness.smtp_catcher import free_port
 from harness.tcp_proxy import TcpProxy
-from harness.waiting import wait_for
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,8 @@ import pytest
 from harness.baked_site import BIN, bake, set_env_file
 from harness.deployed_site import SITE_USER
 from harness.needs import service_answers
+from harness.processes import wait_for
 from harness.smtp_catcher import SmtpCatcher, free_port
-from harness.waiting import wait_for
 from supervisor.xmlrpc import SupervisorTransport
 
 WEB = f"{SITE_USER}:{SITE_USER}-web"

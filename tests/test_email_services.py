@@ -3,7 +3,7 @@ each email service's API (a local stand-in for it)."""
 
 from harness.baked_site import bake, env_file, set_env_file
 from harness.fake_email_api import FakeEmailApi
-from harness.waiting import wait_for
+from harness.processes import wait_for
 
 SERVICES = ["amazon_ses", "brevo", "mailgun", "postmark", "sendgrid"]
 # What each service needs in .env to be used, pointed at the stand-in (made-up credentials).

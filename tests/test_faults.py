@@ -17,9 +17,9 @@ import pytest
 import samples
 from harness.baked_site import bake
 from harness.figures import report
+from harness.processes import wait_for
 from harness.smtp_catcher import SmtpCatcher
 from harness.tcp_proxy import TcpProxy
-from harness.waiting import wait_for
 
 # Fast retries, so that outages longer than the worker's retry window fit in a test.
 FAST_RETRIES = {"MAIL_MAX_RETRIES": "2", "MAIL_RETRY_INTERVAL": "1", "MAIL_SENDING_TIMEOUT": "5"}

@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from harness.baked_site import env_file, get_json
 from harness.needs import service_answers
+from harness.processes import wait_for
 from harness.smtp_catcher import free_port
 from harness.tcp_proxy import TcpProxy
-from harness.waiting import wait_for
 
 MAIL_OK = {"database": "ok", "broker": "ok", "workers": "ok", "waiting": "ok", "setup": "ok"}
 

@@ -15,8 +15,8 @@ import yaml
 from harness.baked_site import bake, env_file
 from harness.figures import report
 from harness.needs import cannot_run, service_answers
+from harness.processes import wait_for
 from harness.smtp_catcher import SmtpCatcher, free_port
-from harness.waiting import wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 # Exported once the site has a rate limit and a daily quota; named by the alerts and dashboard now.

@@ -16,9 +16,9 @@ import yaml
 from harness.baked_site import bake, env_file, set_env_file
 from harness.compose_site import ComposeSite, brought_up
 from harness.containers import CONTAINERS
+from harness.processes import wait_for
 from harness.smtp_catcher import free_port
 from harness.stand_ins import IMAGES, build_base, build_stand_in, full_name, lock
-from harness.waiting import wait_for
 from test_metrics import LIMITS
 
 pytestmark = CONTAINERS

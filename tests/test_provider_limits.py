@@ -11,8 +11,8 @@ from harness.containers import CONTAINERS
 from harness.fake_email_api import FakeEmailApi
 from harness.figures import report
 from harness.postfix_relay import postfix_relay
+from harness.processes import wait_for
 from harness.smtp_catcher import SmtpCatcher
-from harness.waiting import wait_for
 
 LIMIT = 20  # mails a second the server takes, as SES's production accounts start near
 # Seconds a send under way in another thread may take to land after a throttling answer.

@@ -9,7 +9,7 @@ import socket
 import amqp
 import pytest
 from harness.containers import CONTAINERS
-from harness.waiting import wait_for
+from harness.processes import wait_for
 
 
 def test_a_test_mail_goes_through_either_rabbitmq(site, any_rabbitmq, smtp_server):

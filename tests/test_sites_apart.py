@@ -3,9 +3,9 @@
 from collections import Counter
 
 from harness.baked_site import bake
+from harness.processes import wait_for
 from harness.services import postgres_database
 from harness.smtp_catcher import SmtpCatcher
-from harness.waiting import wait_for
 
 MAILS = 200
 

