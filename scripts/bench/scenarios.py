@@ -96,8 +96,8 @@ def request_cost(site, setup, database, database_url, count, sink):
         env["DJANGO_SETTINGS_MODULE"] = setup.settings
     else:
         using = ["--using", "transport"]
-    site.script("empty_mail.py", env=env)
-    sent = site.script("timed_send.py", "--count", count, "--warm-up", 20, *using, env=env)
+    site.bench_script("empty_mail.py", env=env)
+    sent = site.bench_script("timed_send.py", "--count", count, "--warm-up", 20, *using, env=env)
     if setup:
         purge_queue(site.env["CELERY_BROKER_URL"], setup.queue)
     costs = sorted(sent["costs_ms"])
@@ -118,13 +118,15 @@ def end_to_end(site, setup, database_url, count, sink, senders=SENDERS):
     `senders` processes send at the same time, like the web server's workers.
     """
     env = run_env(setup, database_url, sink)
-    site.script("empty_mail.py", env=env)
+    site.bench_script("empty_mail.py", env=env)
     purge_queue(site.env["CELERY_BROKER_URL"], setup.queue)
     sink.reset()
     with start_workers(site, setup, env) as running:
         load, sender_cpu, worker_cpu = MachineLoad(), children_cpu_seconds(), running.cpu_seconds()
         sink_cpu = sink.cpu_seconds()
-        sent = site.scripts("timed_send.py", [("--count", share) for share in split(count, senders)], env=env)
+        sent = site.bench_scripts(
+            "timed_send.py", [("--count", share) for share in split(count, senders)], env=env
+        )
         sender_cpu = children_cpu_seconds() - sender_cpu
         arrived = poll(lambda: sink.accepted.value >= count or running.exited(), timeout=60 + count / 5)
         running.check_running()
@@ -172,9 +174,9 @@ def worker_capacity(site, setup, database_url, count, sink, profile_to=None):
     With `profile_to`, py-spy samples the (first) worker there, and the figures say where
     its threads' time went."""
     env = run_env(setup, database_url, sink)
-    site.script("empty_mail.py", env=env)
+    site.bench_script("empty_mail.py", env=env)
     purge_queue(site.env["CELERY_BROKER_URL"], setup.queue)
-    site.scripts("timed_send.py", [("--count", share) for share in split(count, SENDERS)], env=env)
+    site.bench_scripts("timed_send.py", [("--count", share) for share in split(count, SENDERS)], env=env)
     sink.reset()
     with start_workers(site, setup, env) as running:
         load, worker_cpu, sink_cpu = MachineLoad(), running.cpu_seconds(), sink.cpu_seconds()
@@ -210,10 +212,10 @@ def worker_capacity(site, setup, database_url, count, sink, profile_to=None):
 def drain(site, setup, database_url, count, sink):
     """Time the sweeper and the workers from a backlog of `count` due mails to all recorded sent."""
     env = run_env(setup, database_url, sink)
-    site.script("empty_mail.py", env=env)
+    site.bench_script("empty_mail.py", env=env)
     purge_queue(site.env["CELERY_BROKER_URL"], setup.queue)
     began = time.monotonic()
-    site.script("backlog.py", count, env=env)
+    site.bench_script("backlog.py", count, env=env)
     queued_in = time.monotonic() - began
     sink.reset()
     with start_workers(site, setup, env) as running, SentCounter(database_url) as count_sent:
