@@ -5,7 +5,7 @@ import time
 from collections import Counter
 
 import pytest
-from harness import figures
+from harness import figures, needs
 from harness.baked_site import bake
 from harness.containers import CONTAINERS, Unavailable, docker_engine
 from harness.deployed_site import deployed, passable_python
@@ -17,11 +17,42 @@ from harness.stand_ins import build_stand_ins
 
 # xdist groups on pytest 9.2.
 pytest_plugins = ["harness.xdist_groups"]
+# The tiers a test is in by the fixtures it uses (pyproject.toml describes them); a test that
+# uses none of these is in the bake tier. `make test-fast` leaves out containers and cluster.
+TIERS = {
+    "rabbitmq": ("services", "root"),
+    "postgres": ("services",),
+    "python_view": ("root",),
+    "engine": ("containers",),
+    "cluster": ("cluster",),
+}
 
 
 def pytest_sessionstart(session):
     if not hasattr(session.config, "workerinput"):  # the controller, not an xdist worker
         figures.start()
+
+
+def pytest_collection_modifyitems(items):
+    """Mark every test with its tiers: by its fixtures, by the containers xdist group, or by
+    its own markers; bake where it needs no services, containers or cluster."""
+    for item in items:
+        tiers = {tier for name in item.fixturenames for tier in TIERS.get(name, ())}
+        if any(mark.args == ("containers",) for mark in item.iter_markers("xdist_group")):
+            tiers.add("containers")
+        tiers |= {mark.name for mark in item.iter_markers()} & {"services", "containers", "cluster", "root"}
+        if not tiers & {"services", "containers", "cluster"}:
+            tiers.add("bake")
+        for tier in sorted(tiers):
+            item.add_marker(tier)
+
+
+@pytest.fixture(autouse=True)
+def running_test(request):
+    """The running test, for require_service and require_root to check its tiers."""
+    needs.running = request.node
+    yield
+    needs.running = None
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -136,7 +167,10 @@ def rabbitmq4(rabbitmq4_node):
 
 
 @pytest.fixture(
-    params=["rabbitmq", pytest.param("rabbitmq4", marks=CONTAINERS)],
+    params=[
+        pytest.param("rabbitmq", marks=[pytest.mark.services, pytest.mark.root]),
+        pytest.param("rabbitmq4", marks=CONTAINERS),
+    ],
     ids=["rabbitmq-3.10-machine", "rabbitmq-4-container"],
 )
 def any_rabbitmq(request):

@@ -28,6 +28,8 @@ def repository_of(site, folder):
 
 # One at a time: every run gives the machine's services the same users and databases.
 @pytest.mark.xdist_group("ci-services")
+@pytest.mark.services
+@pytest.mark.root
 @pytest.mark.parametrize("answers", ANSWERS.values(), ids=ANSWERS.keys())
 def test_every_step_of_the_baked_workflow_passes(tmp_path, answers):
     require_service("PostgreSQL", 5432)

@@ -267,6 +267,7 @@ def status(url, password):
         return error.code
 
 
+@pytest.mark.root
 def test_the_sweeper_stops_on_docker_stop_as_a_containers_first_process(site):
     """docker stop sends TERM to the container's first process, which the kernel spares
     unless the process handles TERM; `unshare --pid` makes deploy/bin/sweep that process here."""
