@@ -21,7 +21,10 @@ def start_web(site, **env):
     return f"http://127.0.0.1:{port}"
 
 
-@pytest.mark.parametrize("broker", ["rabbitmq", "filesystem"])
+# The machine's RabbitMQ is asked for inside the test: its tiers are marked here.
+@pytest.mark.parametrize(
+    "broker", [pytest.param("rabbitmq", marks=[pytest.mark.services, pytest.mark.root]), "filesystem"]
+)
 def test_mail_health_says_when_the_worker_is_gone_and_the_site_stays_healthy(site, broker, request):
     if broker == "rabbitmq":
         site.env = {"CELERY_BROKER_URL": request.getfixturevalue("rabbitmq")}
