@@ -1,5 +1,6 @@
-# The template's commands: `make demo` shows a baked site at work, `make test` proves the template,
-# `make bench` measures it (`make bench ARGS=--quick` for a first look).
+# The template's commands: `make demo` shows a baked site at work, `make test` proves the template
+# (`make test-fast` for a developer's loop), `make bench` measures it (`make bench ARGS=--quick`
+# for a first look).
 
 VENV := .venv
 # The site the template bakes: every bake runs with this virtualenv.
@@ -9,7 +10,7 @@ BIN := $(VENV)/bin
 PYTHON ?= $(shell for p in python3.13 python3.12 python3 $$(ls -d $$(pyenv root 2>/dev/null)/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -rV); do \
 	$$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$p; break; }; done)
 
-.PHONY: install demo test lint bench bench-readme screenshots
+.PHONY: install demo test test-fast lint bench bench-readme screenshots
 
 # The template's tools and the baked site's requirements; pip skips what is
 # already installed.
@@ -30,6 +31,12 @@ demo: install
 test: install lint
 	scripts/test-needs
 	$(BIN)/pytest
+
+# The bake and services tiers: every test but those that run containers or a cluster
+# (the tiers are markers, see pyproject.toml).
+test-fast: install lint
+	SKIP="containers,$${SKIP:-}" scripts/test-needs
+	$(BIN)/pytest -m "not containers and not cluster"
 
 # Needs RabbitMQ and PostgreSQL on this machine (see scripts/bench/bench.py).
 bench: install

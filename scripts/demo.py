@@ -9,18 +9,16 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 TEMPLATE = Path(__file__).resolve().parents[1]
-# The tests' SMTP catcher and the scripts they run inside a site.
+# The tests' harness: baking, the baked site, the SMTP catcher.
 sys.path.insert(0, str(TEMPLATE / "tests"))
-from catcher import SmtpCatcher  # noqa: E402
-from harness import bakery  # noqa: E402
+from harness.baked_site import SCRIPTS, bake  # noqa: E402
+from harness.smtp_catcher import SmtpCatcher  # noqa: E402
 
-SITE_SCRIPTS = TEMPLATE / "tests" / "site"
 BUILD = TEMPLATE / "build" / "demo"
 
 
@@ -33,52 +31,39 @@ def landed(message):
 
 def main():
     shutil.rmtree(BUILD, ignore_errors=True)
-    site = bakery.bake(BUILD)
+    site = bake(BUILD)
     with SmtpCatcher() as catcher:
         rows = send_samples(site, catcher)
     received = {message["Message-ID"]: message for message in catcher.messages}
     table = [{**row, "landed": landed(received.get(row["message_id"]))} for row in rows]
     print_table(table, ("id", "to", "subject", "status", "failed attempts", "landed"))
     delivered = sum(row["status"] == "sent" and row["landed"] != "-" for row in table)
-    print(f"\n{delivered} of {len(table)} mails sent and caught. The site is in {site}.")
+    print(f"\n{delivered} of {len(table)} mails sent and caught. The site is in {site.path}.")
     return 0 if delivered == len(table) else 1
 
 
 def send_samples(site, catcher):
     """Send the samples with a worker running; return the site's report once all are done."""
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-        "EMAIL_URL": catcher.url,
-        "PYTHONPATH": str(SITE_SCRIPTS),
-    }
-
-    def run(*args):
-        return subprocess.run(
-            [sys.executable, *args], cwd=site, env=env, check=True, capture_output=True, text=True
-        ).stdout
-
-    run("manage.py", "migrate", "--verbosity", "0")
+    site.env = {"EMAIL_URL": catcher.url, "PYTHONPATH": str(SCRIPTS)}
+    site.manage("migrate", "--verbosity", "0")
     broker = os.environ.get("CELERY_BROKER_URL", "kombu's filesystem transport")
-    print(f"Baked {site}; broker: {broker}; starting a worker (log in log/worker.log)")
-    with open(site / "log" / "worker.log", "wb") as log:
-        worker = subprocess.Popen(
-            ["deploy/bin/worker"], cwd=site, env=env, stdout=log, stderr=log, start_new_session=True
-        )
+    print(f"Baked {site.path}; broker: {broker}; starting a worker (log in log/worker.log)")
+    worker = site.start("deploy/bin/worker", log="log/worker.log")
     try:
-        ids = json.loads(run(TEMPLATE / "scripts" / "demo_send.py"))
+        ids = json.loads(site.run(sys.executable, TEMPLATE / "scripts" / "demo_send.py").stdout)
         print(f"Sent {len(ids)} mails; the sweeper runs every second until all are delivered.")
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
-            rows = json.loads(run(SITE_SCRIPTS / "report.py"))
+            rows = site.script("report.py")
             if all(row["status"] in ("sent", "failed") for row in rows):
                 break
-            run("manage.py", "send_queued_mail")
+            site.manage("send_queued_mail")
             time.sleep(1)
         return rows
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
+        os.killpg(worker.pid, signal.SIGTERM)  # a warm stop, not the tests' kill -9
         worker.wait()
+        site.stop(worker)
 
 
 def print_table(rows, columns):

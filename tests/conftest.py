@@ -1,184 +1,65 @@
-"""Baking sites and running them: every baked site runs with this virtualenv."""
+"""The template tests' fixtures and hooks; what they use lives in tests/harness/."""
 
-import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
-from pathlib import Path
 
 import pytest
-from catcher import SmtpCatcher
-from harness import bakery
-from services import postgres_database, rabbitmq_vhost
+from harness import figures, needs
+from harness.baked_site import bake
+from harness.containers import CONTAINERS, Unavailable, docker_engine
+from harness.deployed_site import deployed, passable_python
+from harness.needs import cannot_run, require_root, require_service
+from harness.rabbitmq_containers import rabbitmq_node
+from harness.services import postgres_database, rabbitmq_vhost
+from harness.smtp_catcher import SmtpCatcher
+from harness.stand_ins import build_stand_ins
 
-TEMPLATE = Path(__file__).resolve().parents[1]
-# The template's site folder, as it is before baking.
-SITE_TEMPLATE = TEMPLATE / "{{cookiecutter.__project_dir}}"
-# Scripts the tests run inside a baked site.
-SCRIPTS = TEMPLATE / "tests" / "site"
-# Where measured figures gather during a run (another file for a run inside a test).
-FIGURES = Path(os.environ.get("TEST_FIGURES") or TEMPLATE / "build" / "test-figures.txt")
-BIN = Path(sys.executable).parent
-# The container engine and what runs on it (stand-in images, RabbitMQ 4); xdist groups on pytest 9.2.
-pytest_plugins = ["container_fixtures", "xdist_groups"]
-
-
-def report(line):
-    """Print a measured figure at the end of the test run (from any xdist worker)."""
-    with FIGURES.open("a") as figures:
-        figures.write(line + "\n")
+# xdist groups on pytest 9.2.
+pytest_plugins = ["harness.xdist_groups"]
+# The tiers a test is in by the fixtures it uses (pyproject.toml describes them); a test that
+# uses none of these is in the bake tier. `make test-fast` leaves out containers and cluster.
+TIERS = {
+    "rabbitmq": ("services", "root"),
+    "postgres": ("services",),
+    "python_view": ("root",),
+    "engine": ("containers",),
+    "cluster": ("cluster",),
+}
 
 
 def pytest_sessionstart(session):
     if not hasattr(session.config, "workerinput"):  # the controller, not an xdist worker
-        FIGURES.parent.mkdir(exist_ok=True)
-        FIGURES.write_text("")
+        figures.start()
 
 
-def bake(output_dir, **answers):
-    return Site(bakery.bake(output_dir, **answers))
+def pytest_collection_modifyitems(items):
+    """Mark every test with its tiers: by its fixtures, by the containers xdist group, or by
+    its own markers; bake where it needs no services, containers or cluster."""
+    for item in items:
+        tiers = {tier for name in item.fixturenames for tier in TIERS.get(name, ())}
+        if any(mark.args == ("containers",) for mark in item.iter_markers("xdist_group")):
+            tiers.add("containers")
+        tiers |= {mark.name for mark in item.iter_markers()} & {"services", "containers", "cluster", "root"}
+        if not tiers & {"services", "containers", "cluster"}:
+            tiers.add("bake")
+        for tier in sorted(tiers):
+            item.add_marker(tier)
 
 
-def get_json(url, token=None):
-    """(status, JSON) of a GET, with a health token if given; None while nothing answers."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as error:
-        return error.code, json.load(error)
-    except OSError:
-        return None
-
-
-def wait_for(condition, timeout, what):
-    """Poll `condition` until it returns something true; fail naming `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
-    return result
-
-
-class Site:
-    """A baked site, its commands run with this virtualenv's Python."""
-
-    def __init__(self, path):
-        self.path = path
-        self.env = {}
-        self.processes = []
-
-    def environ(self, extra=None):
-        return {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", **self.env, **(extra or {})}
-
-    def run(self, *args, env=None, check=True, timeout=300):
-        result = subprocess.run(
-            [str(arg) for arg in args],
-            cwd=self.path,
-            env=self.environ(env),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if check and result.returncode:
-            pytest.fail(
-                f"`{' '.join(map(str, args))}` exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
-            )
-        return result
-
-    def manage(self, *args, **kwargs):
-        return self.run(sys.executable, "manage.py", *args, **kwargs)
-
-    def script(self, name, *args, **kwargs):
-        """Run one of tests/site/ inside the site; return what it printed as JSON."""
-        return json.loads(self.run(sys.executable, SCRIPTS / name, *args, **kwargs).stdout)
-
-    def start(self, *args, env=None, log="process.log"):
-        """Start a long-running command of the site; it is stopped when the test ends."""
-        output = open(self.path / log, "ab")  # noqa: SIM115 (closed with the process)
-        process = subprocess.Popen(
-            [str(arg) for arg in args],
-            cwd=self.path,
-            env=self.environ(env),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        process.log = output
-        self.processes.append(process)
-        return process
-
-    def stop(self, process):
-        """Kill a process started with `start`, as a crash or `kill -9` would."""
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        process.log.close()
-        self.processes.remove(process)
-
-    def stop_all(self):
-        for process in list(self.processes):
-            self.stop(process)
-
-    def statuses(self, env=None):
-        return self.script("statuses.py", env=env)
-
-    def start_worker(self, name="mail", env=None):
-        """Start deploy/bin/worker and wait until it consumes. name=None: the node name the
-        site gives its worker by itself."""
-        log = self.path / f"worker-{name or 'default'}.log"
-        started = log.read_bytes().count(b" ready.") if log.exists() else 0
-        named = {"WORKER_NAME": name} if name else {}
-        process = self.start("deploy/bin/worker", env={**named, **(env or {})}, log=log.name)
-        wait_for(lambda: log.read_bytes().count(b" ready.") > started, 30, f"worker {name} to be ready")
-        return process
-
-
-def service_answers(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
-        return True
-    except OSError:
-        return False
-
-
-# What a test may lack, by the names SKIP takes (scripts/test-needs provides each).
-NEEDS = ("rabbitmq", "postgresql", "root", "containers", "chromium", "network", "prometheus")
-
-
-def cannot_run(message, need):
-    """Fail: the test lacks `need`. It skips only when asked by name (SKIP=need,...), never
-    under CI=true; the run's summary counts the skips and says why."""
-    assert need in NEEDS, need
-    asked = os.environ.get("SKIP", "").split(",")
-    if os.environ.get("CI") == "true" or need not in asked:
-        pytest.fail(f"{message} (scripts/test-needs provides it; or SKIP={need} make test)")
-    pytest.skip(f"SKIP={need}: {message}")
-
-
-def require_service(name, port):
-    if not service_answers(port):
-        cannot_run(f"{name} is not reachable on 127.0.0.1:{port}; this test needs it", name.lower())
-
-
-def require_root(why):
-    """The few tests that change the machine (users, namespaces, the broker's vhosts) need root."""
-    if os.geteuid() != 0:
-        cannot_run(f"this test needs root: {why}", "root")
+@pytest.fixture(autouse=True)
+def running_test(request):
+    """The running test, for require_service and require_root to check its tiers."""
+    needs.running = request.node
+    yield
+    needs.running = None
 
 
 def pytest_terminal_summary(terminalreporter):
     """How many tests were skipped, and why (post_office's suite reports its own skips)."""
-    if FIGURES.exists() and (lines := FIGURES.read_text().splitlines()):
+    if lines := figures.reported():
         terminalreporter.section("measured")
-        for line in sorted(lines):
+        for line in lines:
             terminalreporter.write_line(line)
     skipped = terminalreporter.stats.get("skipped", [])
     why = Counter(str(report.longrepr[-1]).removeprefix("Skipped: ") for report in skipped)
@@ -187,6 +68,9 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"{count} skipped: {reason}")
     asked = os.environ.get("SKIP") or "nothing"
     terminalreporter.write_line(f"{len(skipped)} tests skipped (SKIP asked for {asked})")
+
+
+# --- the machine's services
 
 
 @pytest.fixture
@@ -212,6 +96,9 @@ def smtp_server():
         yield server
 
 
+# --- baked sites
+
+
 @pytest.fixture
 def site(tmp_path):
     """A default bake, migrated on SQLite."""
@@ -219,3 +106,73 @@ def site(tmp_path):
     baked.manage("migrate", "--verbosity", "0")
     yield baked
     baked.stop_all()
+
+
+@pytest.fixture(scope="session")
+def python_view():
+    """The command prefix under which other users can run this virtualenv's Python."""
+    with passable_python() as prefix:
+        yield prefix
+
+
+@pytest.fixture
+def deployed_site(postgres, rabbitmq, python_view):
+    """A default bake set up as on a server, owned by its own user (harness/deployed_site.py)."""
+    require_root("it creates the site's system user and runs processes as that user")
+    with deployed(postgres, rabbitmq, python_view) as site:
+        yield site
+
+
+# --- containers: a test that uses them runs on one xdist worker, one after another
+
+
+@pytest.fixture(scope="session")
+def engine(tmp_path_factory):
+    """Docker if a Docker engine answers, else podman; skips loudly (fails under CI) if neither runs."""
+    try:
+        if not (found := docker_engine()):
+            from harness.podman import Podman
+
+            found = Podman.start(tmp_path_factory.mktemp("podman"))
+    except Unavailable as error:
+        cannot_run(f"containers cannot run: {error}", "containers")
+    yield found
+    found.close()
+
+
+@pytest.fixture(scope="session")
+def stand_ins(engine, tmp_path_factory):
+    """{stand-in: (image, "built" or "cached")} for every image a default bake uses."""
+    started = time.monotonic()
+    site = bake(tmp_path_factory.mktemp("images"))
+    made = build_stand_ins(engine, site, tmp_path_factory.mktemp("contexts"))
+    seconds = time.monotonic() - started
+    what = ", ".join(f"{name} {how}" for name, (_, how) in made.items())
+    figures.report(f"[containers] stand-in images in {seconds:.0f} s: {what}")
+    return made
+
+
+@pytest.fixture(scope="session")
+def rabbitmq4_node(engine, stand_ins):
+    """One RabbitMQ 4 container for the whole session."""
+    with rabbitmq_node(engine, stand_ins["rabbitmq"][0]) as node:
+        yield node
+
+
+@pytest.fixture
+def rabbitmq4(rabbitmq4_node):
+    """A fresh virtual host on the RabbitMQ 4 container; yields its URL, as `rabbitmq` does."""
+    with rabbitmq4_node.vhost() as url:
+        yield url
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("rabbitmq", marks=[pytest.mark.services, pytest.mark.root]),
+        pytest.param("rabbitmq4", marks=CONTAINERS),
+    ],
+    ids=["rabbitmq-3.10-machine", "rabbitmq-4-container"],
+)
+def any_rabbitmq(request):
+    """A fresh virtual host on the machine's RabbitMQ (3.10), then on RabbitMQ 4 in a container."""
+    return request.getfixturevalue(request.param)

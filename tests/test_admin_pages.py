@@ -7,8 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from catcher import free_port
-from conftest import SITE_TEMPLATE, TEMPLATE, bake, cannot_run, service_answers, wait_for
+from harness.baked_site import bake
+from harness.bakery import SITE_TEMPLATE, TEMPLATE
+from harness.needs import cannot_run, service_answers
+from harness.processes import wait_for
+from harness.smtp_catcher import free_port
 
 SCREENSHOTS = TEMPLATE / "build" / "screenshots"
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")

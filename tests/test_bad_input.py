@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import TEMPLATE
+from harness.bakery import TEMPLATE
 
 BAD_ANSWERS = {
     "slug with a dash": ({"project_slug": "acme-mail"}, "project_slug", "lowercase Python identifier"),

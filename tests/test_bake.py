@@ -9,8 +9,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import BIN, SITE_TEMPLATE, TEMPLATE, bake
-from deployment import COMPOSE, env_file
+from harness.baked_site import BIN, bake, env_file
+from harness.bakery import SITE_TEMPLATE, TEMPLATE
+from harness.compose_site import COMPOSE
 
 LEFTOVER = re.compile(r"\{\{ *cookiecutter|cookiecutter\.|\{%-? *(raw|endraw)\b")
 # The only template text a .py file of the site may hold: the site's names.

@@ -6,7 +6,7 @@ import json
 import sys
 
 import pytest
-from conftest import TEMPLATE
+from harness.bakery import TEMPLATE
 
 BENCH = TEMPLATE / "scripts" / "bench"
 

@@ -6,9 +6,10 @@ import subprocess
 
 import pytest
 import yaml
-from conftest import bake, require_root, require_service
+from harness.baked_site import bake
+from harness.needs import require_root, require_service
+from harness.workflow import StepFailed, run_job
 from test_bake import ANSWERS
-from workflow import StepFailed, run_job
 
 WORKFLOW = ".github/workflows/ci.yml"
 
@@ -27,6 +28,8 @@ def repository_of(site, folder):
 
 # One at a time: every run gives the machine's services the same users and databases.
 @pytest.mark.xdist_group("ci-services")
+@pytest.mark.services
+@pytest.mark.root
 @pytest.mark.parametrize("answers", ANSWERS.values(), ids=ANSWERS.keys())
 def test_every_step_of_the_baked_workflow_passes(tmp_path, answers):
     require_service("PostgreSQL", 5432)

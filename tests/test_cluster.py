@@ -5,10 +5,12 @@ scenario prints mails, lost, duplicates and the pause in delivery."""
 import time
 
 import pytest
-from catcher import SmtpCatcher
-from conftest import bake, report, wait_for
-from containers import CONTAINERS
-from rabbitmq_containers import rabbitmq_cluster
+from harness.baked_site import bake
+from harness.containers import CONTAINERS
+from harness.figures import report
+from harness.processes import wait_for
+from harness.rabbitmq_containers import rabbitmq_cluster
+from harness.smtp_catcher import SmtpCatcher
 
 pytestmark = CONTAINERS
 MAILS = 2000

@@ -8,10 +8,11 @@ import signal
 import time
 
 import pytest
-from compose_site import ComposeSite, brought_up
-from conftest import bake, report, wait_for
-from containers import CONTAINERS
-from deployment import env_file
+from harness.baked_site import bake, env_file
+from harness.compose_site import ComposeSite, brought_up
+from harness.containers import CONTAINERS
+from harness.figures import report
+from harness.processes import wait_for
 
 pytestmark = CONTAINERS
 FILES = ("compose.yaml", "compose.override.yaml", "compose.cluster.yaml")

@@ -1,7 +1,7 @@
 """`docker compose up` of a baked site, for real: the image built from its Dockerfile, and
 compose.yaml with compose.override.yaml unmodified (only their host port variables set), on
-the engine of containers.py with the stand-in images of stand_ins.py (RabbitMQ 4.0, Debian's
-PostgreSQL 17 and Python 3.13, a Mailpit look-alike)."""
+the engine of harness/containers.py with the stand-in images of harness/stand_ins.py
+(RabbitMQ 4.0, Debian's PostgreSQL 17 and Python 3.13, a Mailpit look-alike)."""
 
 import json
 import os
@@ -10,10 +10,10 @@ import signal
 from pathlib import Path
 
 import pytest
-from compose_site import MAY_HOLD, ComposeSite, brought_up
-from conftest import bake, get_json, wait_for
-from containers import CONTAINERS
-from deployment import env_file
+from harness.baked_site import bake, env_file, get_json
+from harness.compose_site import MAY_HOLD, ComposeSite, brought_up
+from harness.containers import CONTAINERS
+from harness.processes import wait_for
 
 pytestmark = CONTAINERS
 

@@ -3,7 +3,8 @@
 import shutil
 import subprocess
 
-from conftest import BIN, TEMPLATE, Site
+from harness.baked_site import BIN, Site
+from harness.bakery import TEMPLATE
 
 GIT = {
     "GIT_AUTHOR_NAME": "Test",

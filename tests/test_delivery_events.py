@@ -12,11 +12,12 @@ import urllib.parse
 from types import SimpleNamespace
 
 import pytest
-from catcher import free_port
-from conftest import bake, service_answers, wait_for
-from deployment import env_file, set_env_file
-from fake_email_api import FakeEmailApi
-from provider_events import KINDS, Poster, SendGridSigner, SnsSigner, request
+from harness.baked_site import bake, env_file, set_env_file
+from harness.fake_email_api import FakeEmailApi
+from harness.needs import service_answers
+from harness.processes import wait_for
+from harness.provider_events import KINDS, Poster, SendGridSigner, SnsSigner, request
+from harness.smtp_catcher import free_port
 from test_email_services import SERVICE_ENV, SERVICES
 
 # One site for the module: its web server runs throughout, workers come and go.

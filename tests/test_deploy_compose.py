@@ -14,10 +14,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from catcher import free_port
-from compose_site import MAY_HOLD
-from conftest import BIN, bake, require_root, service_answers, wait_for
-from deployment import COMPOSE, SITE_USER, env_file
+from harness.baked_site import BIN, bake, env_file
+from harness.compose_site import COMPOSE, MAY_HOLD
+from harness.deployed_site import SITE_USER
+from harness.needs import require_root, service_answers
+from harness.processes import wait_for
+from harness.smtp_catcher import free_port
 
 SITE_SERVICES = {"migrate", "web", "worker", "sweeper"}
 APP_SERVICES = SITE_SERVICES | {"flower"}
@@ -265,6 +267,7 @@ def status(url, password):
         return error.code
 
 
+@pytest.mark.root
 def test_the_sweeper_stops_on_docker_stop_as_a_containers_first_process(site):
     """docker stop sends TERM to the container's first process, which the kernel spares
     unless the process handles TERM; `unshare --pid` makes deploy/bin/sweep that process here."""

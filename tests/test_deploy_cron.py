@@ -6,11 +6,10 @@ import re
 import subprocess
 from pathlib import Path
 
-from conftest import SCRIPTS, bake, wait_for
 from crontab import CronTab
-from deployment import SITE_USER, UNREACHABLE_BROKER, set_env_file
-
-pytest_plugins = ["deployed_site"]
+from harness.baked_site import SCRIPTS, bake, set_env_file
+from harness.deployed_site import SITE_USER, UNREACHABLE_BROKER
+from harness.processes import wait_for
 
 CRON_FILE = Path("deploy") / "cron" / SITE_USER
 

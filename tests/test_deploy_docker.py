@@ -5,10 +5,11 @@ import json
 import re
 
 import pytest
-from catcher import free_port
-from conftest import BIN, bake, get_json, service_answers, wait_for
-from deployment import env_file
-from tcp_proxy import TcpProxy
+from harness.baked_site import BIN, bake, env_file, get_json
+from harness.needs import service_answers
+from harness.processes import wait_for
+from harness.smtp_catcher import free_port
+from harness.tcp_proxy import TcpProxy
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from catcher import SmtpCatcher, free_port
-from conftest import BIN, bake, service_answers, wait_for
-from deployment import SITE_USER, set_env_file
+from harness.baked_site import BIN, bake, set_env_file
+from harness.deployed_site import SITE_USER
+from harness.needs import service_answers
+from harness.processes import wait_for
+from harness.smtp_catcher import SmtpCatcher, free_port
 from supervisor.xmlrpc import SupervisorTransport
-
-pytest_plugins = ["deployed_site"]
 
 WEB = f"{SITE_USER}:{SITE_USER}-web"
 WORKER = f"{SITE_USER}:{SITE_USER}-worker"

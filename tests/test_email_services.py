@@ -1,9 +1,9 @@
 """One bake, switched through .env alone, delivers through the worker over SMTP and through
 each email service's API (a local stand-in for it)."""
 
-from conftest import bake, wait_for
-from deployment import env_file, set_env_file
-from fake_email_api import FakeEmailApi
+from harness.baked_site import bake, env_file, set_env_file
+from harness.fake_email_api import FakeEmailApi
+from harness.processes import wait_for
 
 SERVICES = ["amazon_ses", "brevo", "mailgun", "postmark", "sendgrid"]
 # What each service needs in .env to be used, pointed at the stand-in (made-up credentials).

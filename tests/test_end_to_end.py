@@ -3,7 +3,7 @@ server."""
 
 import hashlib
 
-from conftest import wait_for
+from harness.processes import wait_for
 from samples import RICH_HTML, RICH_PDF, big_attachment
 
 

@@ -15,9 +15,11 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 import samples
-from catcher import SmtpCatcher
-from conftest import bake, report, wait_for
-from tcp_proxy import TcpProxy
+from harness.baked_site import bake
+from harness.figures import report
+from harness.processes import wait_for
+from harness.smtp_catcher import SmtpCatcher
+from harness.tcp_proxy import TcpProxy
 
 # Fast retries, so that outages longer than the worker's retry window fit in a test.
 FAST_RETRIES = {"MAIL_MAX_RETRIES": "2", "MAIL_RETRY_INTERVAL": "1", "MAIL_SENDING_TIMEOUT": "5"}

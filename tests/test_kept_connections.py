@@ -2,8 +2,8 @@
 backlog goes out over as many connections as the worker has threads, a connection unused
 longer than MAIL_CONNECTION_IDLE is replaced, and one the server dropped costs a retry."""
 
-from catcher import SmtpCatcher
-from conftest import wait_for
+from harness.processes import wait_for
+from harness.smtp_catcher import SmtpCatcher
 
 THREADS = 4
 

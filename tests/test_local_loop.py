@@ -4,9 +4,10 @@ import os
 import signal
 import urllib.request
 
-from catcher import free_port
-from conftest import BIN, bake, service_answers, wait_for
-from deployment import env_file, set_env_file
+from harness.baked_site import BIN, bake, env_file, set_env_file
+from harness.needs import service_answers
+from harness.processes import wait_for
+from harness.smtp_catcher import free_port
 
 
 def test_make_run_starts_the_whole_site_and_a_mail_sent_lands_in_the_catcher(tmp_path):

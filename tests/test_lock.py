@@ -6,7 +6,9 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import BIN, SITE_TEMPLATE, cannot_run
+from harness.baked_site import BIN
+from harness.bakery import SITE_TEMPLATE
+from harness.needs import cannot_run
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 

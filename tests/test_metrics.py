@@ -12,9 +12,11 @@ import urllib.error
 import urllib.request
 
 import yaml
-from catcher import SmtpCatcher, free_port
-from conftest import bake, cannot_run, report, service_answers, wait_for
-from deployment import env_file
+from harness.baked_site import bake, env_file
+from harness.figures import report
+from harness.needs import cannot_run, service_answers
+from harness.processes import wait_for
+from harness.smtp_catcher import SmtpCatcher, free_port
 from prometheus_client.parser import text_string_to_metric_families
 
 # Exported once the site has a rate limit and a daily quota; named by the alerts and dashboard now.

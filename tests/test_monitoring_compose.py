@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from catcher import free_port
-from compose_site import ComposeSite, brought_up
-from conftest import bake, wait_for
-from containers import CONTAINERS
-from deployment import env_file, set_env_file
-from stand_ins import IMAGES, build_base, build_stand_in, full_name, lock
+from harness.baked_site import bake, env_file, set_env_file
+from harness.compose_site import ComposeSite, brought_up
+from harness.containers import CONTAINERS
+from harness.processes import wait_for
+from harness.smtp_catcher import free_port
+from harness.stand_ins import IMAGES, build_base, build_stand_in, full_name, lock
 from test_metrics import LIMITS
 
 pytestmark = CONTAINERS

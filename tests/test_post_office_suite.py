@@ -18,7 +18,10 @@ import tarfile
 import zlib
 from importlib.metadata import version
 
-from conftest import SITE_TEMPLATE, TEMPLATE, bake, cannot_run, report
+from harness.baked_site import bake
+from harness.bakery import SITE_TEMPLATE, TEMPLATE
+from harness.figures import report
+from harness.needs import cannot_run
 
 PIN = re.search(r"^django-post-office==(\S+)$", (SITE_TEMPLATE / "requirements.in").read_text(), re.M)[1]
 CACHE = TEMPLATE / "build" / "post_office"

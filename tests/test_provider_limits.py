@@ -6,11 +6,13 @@ the daily quota survives a restart of the worker, and the connections are capped
 import time
 
 import pytest
-from catcher import SmtpCatcher, most_in_any_second
-from conftest import bake, report, wait_for
-from containers import CONTAINERS
-from fake_email_api import FakeEmailApi
-from postfix_relay import postfix_relay
+from harness.baked_site import bake
+from harness.containers import CONTAINERS
+from harness.fake_email_api import FakeEmailApi
+from harness.figures import report
+from harness.postfix_relay import postfix_relay
+from harness.processes import wait_for
+from harness.smtp_catcher import SmtpCatcher, most_in_any_second
 
 LIMIT = 20  # mails a second the server takes, as SES's production accounts start near
 NEWS_LIMIT = 10  # the rate of a second mailer, "news", added to the site's MAILERS

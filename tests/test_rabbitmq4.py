@@ -8,8 +8,8 @@ import socket
 
 import amqp
 import pytest
-from conftest import wait_for
-from containers import CONTAINERS
+from harness.containers import CONTAINERS
+from harness.processes import wait_for
 
 
 def test_a_test_mail_goes_through_either_rabbitmq(site, any_rabbitmq, smtp_server):

@@ -3,7 +3,7 @@
 import importlib.metadata
 
 import yaml
-from conftest import BIN, bake
+from harness.baked_site import BIN, bake
 
 # What each hook runs, from the hook repositories' .pre-commit-hooks.yaml (read by
 # hand: this machine cannot clone them from GitHub). The test runs the same

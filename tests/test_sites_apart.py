@@ -2,9 +2,10 @@
 
 from collections import Counter
 
-from catcher import SmtpCatcher
-from conftest import bake, wait_for
-from services import postgres_database
+from harness.baked_site import bake
+from harness.processes import wait_for
+from harness.services import postgres_database
+from harness.smtp_catcher import SmtpCatcher
 
 MAILS = 200
 

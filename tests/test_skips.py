@@ -5,10 +5,10 @@ import os
 import subprocess
 import sys
 
-from conftest import TEMPLATE
+from harness.bakery import TEMPLATE
 
 LACKS_CHROMIUM = """
-from conftest import cannot_run
+from harness.needs import cannot_run
 
 def test_the_admin_pages():
     cannot_run("Chromium is not installed", "chromium")

@@ -4,7 +4,8 @@ PostgreSQL: the bake tests run it on SQLite with the rest of the site's suite.""
 import re
 import sys
 
-from conftest import bake, report
+from harness.baked_site import bake
+from harness.figures import report
 
 
 def test_the_mail_state_machine_keeps_its_promises_on_postgresql(tmp_path, postgres):

@@ -6,7 +6,7 @@ import signal
 import socket
 import subprocess
 
-from conftest import wait_for
+from harness.processes import wait_for
 
 HOST = socket.gethostname()
 

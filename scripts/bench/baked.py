@@ -1,4 +1,5 @@
-"""A site baked from this template, run with this virtualenv's Python, and its Celery workers."""
+"""A site baked from this template for the benchmark (the harness's Site, with the bench's
+scripts and the classic wiring), and its Celery workers."""
 
 import json
 import os
@@ -11,10 +12,10 @@ from pathlib import Path
 
 import procfs
 from harness import bakery
+from harness.baked_site import SCRIPTS, Site
+from harness.bakery import TEMPLATE
 from queues import consumers
 
-TEMPLATE = Path(__file__).resolve().parents[2]
-SITE_SCRIPTS = TEMPLATE / "tests" / "site"
 BENCH_SCRIPTS = Path(__file__).resolve().parent / "site"
 
 # The classic recipe: post_office sends each mail at once (priority "now")
@@ -54,11 +55,7 @@ CLASSIC_WORKER = "celery -A config worker --pool prefork --concurrency 2 --logle
 SITE_WORKER = ["deploy/bin/worker"]
 
 
-class BakedSite:
-    def __init__(self, path):
-        self.path = path
-        self.env = {}
-
+class BakedSite(Site):
     @classmethod
     def bake(cls, output_dir, template=TEMPLATE):
         shutil.rmtree(output_dir, ignore_errors=True)
@@ -66,14 +63,10 @@ class BakedSite:
         (site.path / "config" / "settings_classic.py").write_text(CLASSIC_SETTINGS)
         return site
 
-    def environ(self, env=None):
-        return {
-            **os.environ,
-            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-            "PYTHONPATH": f"{SITE_SCRIPTS}:{BENCH_SCRIPTS}",  # BENCH_SCRIPTS: statement_counts
-            **self.env,
-            **(env or {}),
-        }
+    def environ(self, extra=None):
+        """The site's environment, with the tests' site scripts importable (samples) and the
+        bench's (statement_counts)."""
+        return super().environ({"PYTHONPATH": f"{SCRIPTS}:{BENCH_SCRIPTS}", **(extra or {})})
 
     def python(self, *args, env=None):
         return self.pythons([args], env=env)[0]
@@ -99,14 +92,14 @@ class BakedSite:
             outputs.append(stdout)
         return outputs
 
-    def scripts(self, name, arg_lists, env=None):
+    def bench_scripts(self, name, arg_lists, env=None):
         """Run one of scripts/bench/site/ in the site, once per argument list, all at the same
         time; return what each printed, as JSON."""
         runs = self.pythons([(BENCH_SCRIPTS / name, *args) for args in arg_lists], env=env)
         return [json.loads(output or "null") for output in runs]
 
-    def script(self, name, *args, env=None):
-        return self.scripts(name, [args], env=env)[0]
+    def bench_script(self, name, *args, env=None):
+        return self.bench_scripts(name, [args], env=env)[0]
 
     def popen(self, args, env=None, log=None):
         return subprocess.Popen(

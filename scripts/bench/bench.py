@@ -49,11 +49,11 @@ import psycopg
 import report
 import scenarios
 from baked import TEMPLATE, BakedSite, template_at
-from catcher import free_port
 from floors import floors
+from harness.services import postgres_database, rabbitmq_vhost
+from harness.smtp_catcher import free_port
 from procfs import MachineLoad
 from scenarios import BEFORE
-from services import postgres_database, rabbitmq_vhost
 from sink import ProviderSink, Sink
 
 # The default fits in about 10 minutes on 2 cores; --full takes the sizes of the

@@ -10,10 +10,12 @@
 import json
 import time
 
-from baked import BENCH_SCRIPTS, SITE_SCRIPTS
-from catcher import SmtpCatcher, most_in_any_second
+from baked import BENCH_SCRIPTS
+from harness.baked_site import SCRIPTS as SITE_SCRIPTS
+from harness.processes import poll
+from harness.smtp_catcher import SmtpCatcher, most_in_any_second
 from queues import purge_queue
-from scenarios import SENDERS, percentile, split, start_workers, wait_until
+from scenarios import SENDERS, percentile, split, start_workers
 
 RATE_LIMIT = 20  # mails a second, as SES's production accounts start near
 NEWSLETTER_LIMIT = 50
@@ -34,14 +36,16 @@ def rate(site, setup, database_url, count, told):
     """`count` mails to a server taking RATE_LIMIT a second: how near the limit, how many 454s."""
     with SmtpCatcher(per_second=RATE_LIMIT) as smtp:
         env = env_for(setup, database_url, smtp, f"{RATE_LIMIT}/s" if told else "")
-        site.script("empty_mail.py", env=env)
+        site.bench_script("empty_mail.py", env=env)
         purge_queue(site.env["CELERY_BROKER_URL"], setup.queue)
         # Long enough for a site that slows down; the classic recipe retries a throttled mail
         # 3 minutes later (Celery's default), which this window leaves out.
         window = 30 + 2 * count / RATE_LIMIT
         with start_workers(site, setup, env) as running:
-            site.scripts("timed_send.py", [("--count", share) for share in split(count, SENDERS)], env=env)
-            wait_until(lambda: len(smtp.arrived_at) >= count or running.exited(), timeout=window)
+            site.bench_scripts(
+                "timed_send.py", [("--count", share) for share in split(count, SENDERS)], env=env
+            )
+            poll(lambda: len(smtp.arrived_at) >= count or running.exited(), timeout=window)
             running.check_running()
             waited_until = time.time()
         arrived, throttled = list(smtp.arrived_at), len(smtp.throttled_at)
@@ -69,7 +73,7 @@ def newsletter(site, setup, database_url, count, told):
     transactional = max(10, int(0.75 * count / NEWSLETTER_LIMIT / TRANSACTIONAL_EVERY))
     with SmtpCatcher(per_second=NEWSLETTER_LIMIT) as smtp:
         env = env_for(setup, database_url, smtp, f"{NEWSLETTER_LIMIT}/s" if told else "")
-        site.script("empty_mail.py", env=env)
+        site.bench_script("empty_mail.py", env=env)
         purge_queue(site.env["CELERY_BROKER_URL"], setup.queue)
         window = 30 + 2 * count / NEWSLETTER_LIMIT
         with start_workers(site, setup, env) as running:
@@ -80,7 +84,7 @@ def newsletter(site, setup, database_url, count, told):
                 ],
                 env=env,
             )
-            wait_until(lambda: len(smtp.arrived_at) >= count + transactional or running.exited(), window)
+            poll(lambda: len(smtp.arrived_at) >= count + transactional or running.exited(), window)
             running.check_running()
         arrivals = {
             message["Subject"]: at for message, at in zip(smtp.messages, smtp.arrived_at, strict=True)

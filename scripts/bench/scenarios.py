@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 import cpu_profile
 import psycopg
 from baked import CLASSIC_WORKER, SITE_WORKER, Workers
+from harness.processes import poll
 from procfs import MachineLoad, children_cpu_seconds, self_cpu_seconds
 from queues import purge_queue
 
@@ -95,8 +96,8 @@ def request_cost(site, setup, database, database_url, count, sink):
         env["DJANGO_SETTINGS_MODULE"] = setup.settings
     else:
         using = ["--using", "transport"]
-    site.script("empty_mail.py", env=env)
-    sent = site.script("timed_send.py", "--count", count, "--warm-up", 20, *using, env=env)
+    site.bench_script("empty_mail.py", env=env)
+    sent = site.bench_script("timed_send.py", "--count", count, "--warm-up", 20, *using, env=env)
     if setup:
         purge_queue(site.env["CELERY_BROKER_URL"], setup.queue)
     costs = sorted(sent["costs_ms"])
@@ -117,22 +118,24 @@ def end_to_end(site, setup, database_url, count, sink, senders=SENDERS):
     `senders` processes send at the same time, like the web server's workers.
     """
     env = run_env(setup, database_url, sink)
-    site.script("empty_mail.py", env=env)
+    site.bench_script("empty_mail.py", env=env)
     purge_queue(site.env["CELERY_BROKER_URL"], setup.queue)
     sink.reset()
     with start_workers(site, setup, env) as running:
         load, sender_cpu, worker_cpu = MachineLoad(), children_cpu_seconds(), running.cpu_seconds()
         sink_cpu = sink.cpu_seconds()
-        sent = site.scripts("timed_send.py", [("--count", share) for share in split(count, senders)], env=env)
+        sent = site.bench_scripts(
+            "timed_send.py", [("--count", share) for share in split(count, senders)], env=env
+        )
         sender_cpu = children_cpu_seconds() - sender_cpu
-        arrived = wait_until(lambda: sink.accepted.value >= count or running.exited(), timeout=60 + count / 5)
+        arrived = poll(lambda: sink.accepted.value >= count or running.exited(), timeout=60 + count / 5)
         running.check_running()
         finished = sink.last_accepted.value
         worker_cpu = running.cpu_seconds() - worker_cpu
         sink_cpu = sink.cpu_seconds() - sink_cpu
         busy, waiting = load.busy(), load.waiting_for_cpu()
         with SentCounter(database_url) as count_sent:
-            recorded = arrived and wait_until(lambda: count_sent() >= count, timeout=30)
+            recorded = arrived and poll(lambda: count_sent() >= count, timeout=30)
             recorded_sent = count_sent()
         peak = running.peak_rss_mb()
     first = min(run["started"] for run in sent)
@@ -171,23 +174,21 @@ def worker_capacity(site, setup, database_url, count, sink, profile_to=None):
     With `profile_to`, py-spy samples the (first) worker there, and the figures say where
     its threads' time went."""
     env = run_env(setup, database_url, sink)
-    site.script("empty_mail.py", env=env)
+    site.bench_script("empty_mail.py", env=env)
     purge_queue(site.env["CELERY_BROKER_URL"], setup.queue)
-    site.scripts("timed_send.py", [("--count", share) for share in split(count, SENDERS)], env=env)
+    site.bench_scripts("timed_send.py", [("--count", share) for share in split(count, SENDERS)], env=env)
     sink.reset()
     with start_workers(site, setup, env) as running:
         load, worker_cpu, sink_cpu = MachineLoad(), running.cpu_seconds(), sink.cpu_seconds()
         pid = running.first_worker_pid()
         with cpu_profile.sampled(pid, profile_to) if profile_to else contextlib.nullcontext():
-            arrived = wait_until(
-                lambda: sink.accepted.value >= count or running.exited(), timeout=60 + count / 5
-            )
+            arrived = poll(lambda: sink.accepted.value >= count or running.exited(), timeout=60 + count / 5)
         running.check_running()
         worker_cpu = running.cpu_seconds() - worker_cpu
         sink_cpu = sink.cpu_seconds() - sink_cpu
         busy, waiting = load.busy(), load.waiting_for_cpu()
         with SentCounter(database_url) as count_sent:
-            recorded = arrived and wait_until(lambda: count_sent() >= count, timeout=30)
+            recorded = arrived and poll(lambda: count_sent() >= count, timeout=30)
         peak = running.peak_rss_mb()
     elapsed = sink.last_accepted.value - sink.first_accepted.value
     return {
@@ -211,17 +212,17 @@ def worker_capacity(site, setup, database_url, count, sink, profile_to=None):
 def drain(site, setup, database_url, count, sink):
     """Time the sweeper and the workers from a backlog of `count` due mails to all recorded sent."""
     env = run_env(setup, database_url, sink)
-    site.script("empty_mail.py", env=env)
+    site.bench_script("empty_mail.py", env=env)
     purge_queue(site.env["CELERY_BROKER_URL"], setup.queue)
     began = time.monotonic()
-    site.script("backlog.py", count, env=env)
+    site.bench_script("backlog.py", count, env=env)
     queued_in = time.monotonic() - began
     sink.reset()
     with start_workers(site, setup, env) as running, SentCounter(database_url) as count_sent:
         load, worker_cpu = MachineLoad(), running.cpu_seconds()
         started = time.monotonic()
         sweeper = Sweeper(site, env)
-        done = wait_until(
+        done = poll(
             lambda: count_sent() >= count or running.exited() or sweeper.exit_code, timeout=60 + count / 20
         )
         running.check_running()
@@ -301,15 +302,6 @@ class SentCounter:
 
     def __exit__(self, *exc):
         self.connection.close()
-
-
-def wait_until(condition, timeout):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 def split(count, parts):

@@ -17,10 +17,10 @@ import sys
 
 import scenarios
 from baked import TEMPLATE, BakedSite
-from catcher import free_port
+from harness.services import postgres_database, rabbitmq_vhost
+from harness.smtp_catcher import free_port
 from report import table
 from scenarios import SITE, Setup
-from services import postgres_database, rabbitmq_vhost
 from sink import Sink
 
 

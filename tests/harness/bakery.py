@@ -13,6 +13,8 @@ import yaml
 from cookiecutter.main import cookiecutter
 
 TEMPLATE = Path(__file__).resolve().parents[2]
+# The template's site folder, as it is before baking.
+SITE_TEMPLATE = TEMPLATE / "{{cookiecutter.__project_dir}}"
 
 
 def bake(output_dir, template=TEMPLATE, **answers):

@@ -14,9 +14,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from deployment import COMPOSE
+from .compose_site import COMPOSE
 
-IMAGES = Path(__file__).parent / "images"
+IMAGES = Path(__file__).parents[1] / "images"
 BASE = "localhost/debian:trixie"
 LABEL = "template-tests.recipe"
 DEBOOTSTRAP = ["debootstrap", "--variant=minbase", "trixie"]

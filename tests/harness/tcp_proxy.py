@@ -5,7 +5,7 @@ import socket
 import threading
 import time
 
-from catcher import free_port
+from .smtp_catcher import free_port
 
 
 class TcpProxy:

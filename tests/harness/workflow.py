@@ -16,7 +16,8 @@ from pathlib import Path
 
 import psycopg
 import yaml
-from services import POSTGRES, rabbitmqctl
+
+from .services import POSTGRES, rabbitmqctl
 
 # The ports the machine's services answer on.
 MACHINE_PORTS = {"postgres": 5432, "rabbitmq": 5672}

@@ -1,6 +1,6 @@
-"""Fixtures for the deployment tests (`pytest_plugins = ["deployed_site"]`): a baked site
-set up as on a server, run by its own user."""
+"""A baked site set up as on a server, run by its own user (the deployment tests' fixtures)."""
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -9,9 +9,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pytest
-from conftest import BIN, Site, bake, require_root, wait_for
-from deployment import SITE_USER, set_env_file
+from .baked_site import BIN, Site, bake, set_env_file
+from .processes import wait_for
+
+# The default bake's slug: the user its cron file names and its supervisor file suggests.
+SITE_USER = "acme_mail"
+# Nothing answers on port 1: a site publishing there leaves its mail queued for the sweeper.
+UNREACHABLE_BROKER = "amqp://guest:guest@127.0.0.1:1//"
 
 
 def site_user():
@@ -58,8 +62,8 @@ def closed_folder(path):
     return None
 
 
-@pytest.fixture(scope="session")
-def python_view():
+@contextlib.contextmanager
+def passable_python():
     """The command prefix under which other users can run this virtualenv's Python."""
     base = Path(sys.base_prefix)
     closed = closed_folder(base)
@@ -90,11 +94,10 @@ class DeployedSite(Site):
         return self.run(*self.as_owner(*args), env={**path, **(env or {})})
 
 
-@pytest.fixture
-def deployed_site(postgres, rabbitmq, python_view):
+@contextlib.contextmanager
+def deployed(postgres, rabbitmq, python_view):
     """A default bake set up as on a server: owned by its own user, `.venv` beside manage.py,
     PostgreSQL and RabbitMQ in .env, DEBUG off, migrated, static files collected."""
-    require_root("it creates the site's system user and runs processes as that user")
     user = site_user()
     # Outside pytest's temporary folders, which only root may enter.
     folder = Path(tempfile.mkdtemp(prefix="deployed-"))

@@ -1,6 +1,6 @@
 """The container engine the tests run images on: a Docker engine if one answers, else podman
 from Debian (scripts/test-needs installs it), set up for this machine by files written at run time
-(see podman_engine.py). Tests that use it run in one xdist group, CONTAINERS, one at a time."""
+(see podman.py). Tests that use it run in one xdist group, CONTAINERS, one at a time."""
 
 import json
 import os
@@ -8,6 +8,8 @@ import shutil
 import subprocess
 
 import pytest
+
+from .processes import run
 
 # Every test that starts containers: one xdist worker runs them one after another.
 CONTAINERS = pytest.mark.xdist_group("containers")
@@ -27,20 +29,7 @@ class Engine:
         self.compose_env = {**self.env, **(compose_env or {})}
 
     def run(self, *args, check=True, timeout=300, input=None):
-        result = subprocess.run(
-            [self.cli, *map(str, args)],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            input=input,
-        )
-        if check and result.returncode:
-            raise AssertionError(
-                f"`{self.cli} {' '.join(map(str, args))}` exited {result.returncode}:\n"
-                f"{result.stdout}\n{result.stderr}"
-            )
-        return result
+        return run([self.cli, *args], check=check, timeout=timeout, input=input, env=self.env)
 
     def inspect(self, name):
         """`inspect` of one container or image, as a dict."""

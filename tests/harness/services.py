@@ -1,19 +1,30 @@
-"""A fresh RabbitMQ virtual host and PostgreSQL database on the machine's servers, removed after.
+"""A fresh RabbitMQ virtual host and PostgreSQL database on the machine's servers, removed after;
+what RabbitMQ says of a queue.
 
 Used by the template's tests and by `make bench`.
 """
 
 import contextlib
-import subprocess
+import json
 import uuid
 
 import psycopg
+
+from .processes import run
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def rabbitmqctl(*args):
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
+    """rabbitmqctl on this machine; its output."""
+    return run(["rabbitmqctl", "-q", *args], timeout=120).stdout
+
+
+def queue_fields(rabbitmqctl, vhost, queue, *fields):
+    """`fields` of a queue as `rabbitmqctl list_queues` gives them ({} if there is no such queue);
+    `rabbitmqctl(*args)` runs it where the broker is (here, in a container) and returns its output."""
+    listing = json.loads(rabbitmqctl("list_queues", "-p", vhost, "name", *fields, "--formatter=json"))
+    return next((entry for entry in listing if entry["name"] == queue), {})
 
 
 @contextlib.contextmanager

@@ -5,9 +5,9 @@ import contextlib
 import smtplib
 import uuid
 
-from catcher import free_port
-from conftest import wait_for
-from stand_ins import IMAGES, build_base, build_stand_in
+from .processes import wait_for
+from .smtp_catcher import free_port
+from .stand_ins import IMAGES, build_base, build_stand_in
 
 IMAGE = "localhost/template-tests-postfix:latest"
 

