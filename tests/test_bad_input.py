@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 import pytest
-from harness.bakery import TEMPLATE
+from harness.bakery import TEMPLATE, own_config
 
 BAD_ANSWERS = {
     "slug with a dash": ({"project_slug": "acme-mail"}, "project_slug", "lowercase Python identifier"),
@@ -61,8 +61,12 @@ BAD_ANSWERS = {
 
 @pytest.mark.parametrize("answers, field, rule", BAD_ANSWERS.values(), ids=BAD_ANSWERS.keys())
 def test_a_bad_answer_is_refused_clearly_and_leaves_nothing(tmp_path, answers, field, rule):
+    # The command line users type, with a config of its own (a ~/.cookiecutterrc changes nothing).
+    (home := tmp_path / "home").mkdir()
+    (output := tmp_path / "output").mkdir()
     result = subprocess.run(
-        [sys.executable, "-m", "cookiecutter", "--no-input", "--output-dir", tmp_path, TEMPLATE]
+        [sys.executable, "-m", "cookiecutter", "--no-input", "--config-file", own_config(home)]
+        + ["--output-dir", output, TEMPLATE]
         + [f"{name}={value}" for name, value in answers.items()],
         capture_output=True,
         text=True,
@@ -72,4 +76,4 @@ def test_a_bad_answer_is_refused_clearly_and_leaves_nothing(tmp_path, answers, f
     errors = [line for line in result.stderr.splitlines() if line.startswith(f"ERROR: {field} ")]
     assert len(errors) == 1, result.stderr
     assert rule in errors[0]
-    assert list(tmp_path.iterdir()) == []
+    assert list(output.iterdir()) == []
