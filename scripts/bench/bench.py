@@ -236,8 +236,13 @@ def measure(results, site, before, sizes, delays, sinks, sqlite, postgres):
     profiled = [(before, scenarios.SITE_BEFORE, "before"), (site, scenarios.SITE, "after")]
     for baked, setup, name in profiled if before else profiled[1:]:
         what = f"{setup.name}'s worker alone, {sizes['worker']} tasks, 0 ms server, sampled by py-spy"
-        args = (baked, setup, postgres, sizes["worker"], sinks[0], OUT / f"worker-flame-{name}")
-        step("profile", what, scenarios.worker_capacity, *args)
+        with contextlib.ExitStack() as stack:
+            database = postgres
+            if baked is before:  # its code on its tables, as its own migrations make them
+                database = stack.enter_context(postgres_database("bench_before_profile"))
+                before.python("manage.py", "migrate", "--verbosity", "0", env={"DATABASE_URL": database})
+            args = (baked, setup, database, sizes["worker"], sinks[0], OUT / f"worker-flame-{name}")
+            step("profile", what, scenarios.worker_capacity, *args)
     for count in sizes["drain"]:
         what = f"{count} mails, {DRAIN_DELAY_MS} ms server"
         step("drain", what, scenarios.drain, site, scenarios.SITE, postgres, count, sinks[DRAIN_DELAY_MS])
