@@ -45,10 +45,13 @@ class ClusterSite:
         return next(node for node in self.nodes if leader == f"rabbit@{node.hostname}")
 
     def worker_node(self):
-        """The node the worker's consuming channel is on (its pid names it in text output)."""
+        """The node the worker's consuming channels are on (a channel's pid names it in text
+        output): each of its processes connects to the first node of the same failover list."""
         listing = self.live_node().ctl("list_consumers", "-p", self.vhost, "queue_name", "channel_pid")
-        [pid] = [line.split("\t")[1] for line in listing.splitlines() if line.startswith("acme_mail\t")]
-        return next(node for node in self.nodes if pid.startswith(f"<rabbit@{node.hostname}."))
+        pids = [line.split("\t")[1] for line in listing.splitlines() if line.startswith("acme_mail\t")]
+        on = [node for node in self.nodes if any(pid.startswith(f"<rabbit@{node.hostname}.") for pid in pids)]
+        assert len(on) == 1 and pids, f"the worker's channels: {pids}"
+        return on[0]
 
     def whole_again(self):
         everyone = sorted(f"rabbit@{node.hostname}" for node in self.nodes)
