@@ -37,6 +37,7 @@ def limited_site(tmp_path, rabbitmq, postgres):
             "CELERY_BROKER_URL": rabbitmq,
             "EMAIL_URL": smtp.url,
             "MAIL_RETRY_INTERVAL": "1",
+            "WORKER_PROCESSES": "1",  # each worker one process, as on two hosts
             **env,
         }
         site.manage("migrate", "--verbosity", "0")
