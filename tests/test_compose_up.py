@@ -142,9 +142,10 @@ def test_rabbitmqs_health_check_fails_while_its_app_is_stopped(stack):
 
 def test_down_then_up_keeps_the_database_and_the_brokers_durable_messages(stack):
     stack.compose("stop", "--timeout", "10", "worker", "sweeper")
-    # podman's DNS (aardvark-dns) reloads as containers stop, and may not answer for a moment.
+    # podman's DNS (aardvark-dns) reloads as containers stop, and may not answer for a while
+    # (over 30 s seen on a busy machine).
     resolves = ("python", "-c", "import socket; socket.getaddrinfo('postgres', 5432)")
-    wait_for(lambda: stack.exec("web", *resolves, check=False).returncode == 0, 30, "postgres resolved")
+    wait_for(lambda: stack.exec("web", *resolves, check=False).returncode == 0, 120, "postgres resolved")
     waiting = stack.send_test_mail("cy@example.com", timeout=3)
     assert "still queued" in waiting.stdout, waiting.stdout
     wait_for(lambda: stack.queued() == 1, 30, "the task in RabbitMQ's mail queue")

@@ -131,7 +131,7 @@ def test_a_mailer_added_to_mailers_keeps_to_its_own_limit_and_the_transport_to_n
 
 def add_mailer(site, alias, smtp):
     """Add a mailer sending to `smtp` to the baked site's MAILERS, as a site adds a second provider."""
-    settings = site.path / "config" / "settings.py"
+    settings = site.path / "config" / "mail.py"
     mailer = {"BACKEND": SMTP_BACKEND, "OPTIONS": {"host": "127.0.0.1", "port": smtp.controller.port}}
     added = settings.read_text().replace("MAILERS = {\n", f"MAILERS = {{\n    {alias!r}: {mailer!r},\n", 1)
     settings.write_text(added)
