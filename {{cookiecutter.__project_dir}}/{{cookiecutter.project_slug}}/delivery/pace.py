@@ -32,6 +32,7 @@ from django.db import transaction
 from django.db.models import F, Sum
 
 from .models import Lane, Pace, Usage
+from config.mail import SERVER_MAILER
 
 MARGIN = 0.05
 LEASE_SECONDS = 0.5
@@ -83,7 +84,7 @@ def _local(mailer):
 def limit_of(mailer):
     """The rate limit set for a mailer: MAIL_RATE_LIMIT for the site's transport,
     MAIL_RATE_LIMITS for the mailers added to MAILERS."""
-    if mailer == "transport":
+    if mailer == SERVER_MAILER:
         return settings.MAIL_RATE_LIMIT
     return settings.MAIL_RATE_LIMITS.get(mailer)
 
@@ -320,7 +321,7 @@ def _quota_frees_at(mailer, now):
     return (oldest.hour + DAY).timestamp() if oldest else now + 3600
 
 
-def standing(mailer="transport"):
+def standing(mailer=SERVER_MAILER):
     """Where the mailer stands against its limits, for the admin, health and metrics."""
     row = Pace.objects.filter(mailer=mailer).first()
     now = time.time()
