@@ -73,6 +73,7 @@ EVERY_BAKE_HAS = [
     "config/wsgi.py",
     "config/asgi.py",
     "config/health.py",
+    "acme_mail/delivery/health.py",
     "acme_mail/delivery/management/commands/send_queued_mail.py",
     "acme_mail/delivery/management/commands/send_test_mail.py",
     "deploy/cron/acme_mail",

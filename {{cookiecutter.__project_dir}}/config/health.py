@@ -1,4 +1,5 @@
-"""Health checks: one for the web server, one for the mail.
+"""Health checks: one for the web server, one for the mail (the mail's own checks are in
+delivery/health.py; the broker's and the workers' here, beside the Celery app's config).
 
 GET /healthz        the web server and its database; what load balancers and Docker's
                     HEALTHCHECK ask. The site serves pages and queues mail while the
@@ -19,26 +20,19 @@ every FRESH_FOR seconds: no anonymous request waits on the broker or opens a con
 import functools
 import threading
 import time
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Min
 from django.http import JsonResponse
-from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from {{ cookiecutter.project_slug }}.delivery import (
-    models,
-    pace,
-    state,
-)
+from {{ cookiecutter.project_slug }}.delivery import health as mail
 
 from config import celery_app
 
-OK = "ok"
+OK = mail.OK
 # Seconds the broker gets to accept a connection, and the workers to answer.
 TIMEOUT = 1
 # Anonymous callers of /healthz/mail get the broker's and workers' answer at most this old
@@ -66,14 +60,14 @@ def mail_health(request):
     else:
         checks["broker"], checks["workers"] = LATEST.answer()
     if checks["database"] == OK:
-        checks.update(check_mail())
+        checks.update(mail.checks())
     database = checks["database"] == OK
     return answer(
         request,
         checks,
         trusted,
-        failed_last_hour=recently_failed() if database else None,
-        limits=limits_warning() if database else None,
+        failed_last_hour=mail.failed_last_hour() if database else None,
+        limits=mail.limits_warning() if database else None,
         mail_goes_to=settings.MAIL_GOES_TO,
     )
 
@@ -175,40 +169,6 @@ def check_broker_and_workers():
         except Exception as error:
             return OK, describe(error)
     return OK, OK if answers else f"no worker answered within {wait:g} s"
-
-
-def check_mail():
-    """The oldest mail waiting past its time, and a fault of the site's setup."""
-    now = timezone.now()
-    late = models.Delivery.objects.filter(state__in=state.PENDING, due__lte=now).aggregate(
-        Min("due")
-    )["due__min"]
-    waiting = OK
-    if late and now - late > settings.MAIL_HEALTH_MAX_DELAY:
-        waiting = f"a mail has waited {now - late} past its time"
-    faulty = models.Delivery.objects.filter(state=models.State.RETRYING, fault=models.Fault.SETUP)
-    setup = OK
-    if last := faulty.order_by("-changed").first():
-        setup = f"{faulty.count()} mails wait for the site's mail setup: {last.reason}"
-    return {"waiting": waiting, "setup": setup}
-
-
-def limits_warning():
-    """OK, or why mail waits for the provider's limits."""
-    standing = pace.standing()
-    notes = []
-    if paused := standing["paused_until"]:
-        notes.append(f"paused until {paused:%H:%M:%S} UTC: {standing['pause_reason']}")
-    if standing["quota"] and standing["quota_used"] >= standing["quota"]:
-        notes.append(f"the daily quota of {standing['quota']} is spent")
-    if held := models.Delivery.objects.filter(state=models.State.HELD).count():
-        notes.append(f"{held} mails held for the provider's limits")
-    return "; ".join(notes) or OK
-
-
-def recently_failed():
-    since = timezone.now() - timedelta(hours=1)
-    return models.Delivery.objects.filter(state=models.State.FAILED, changed__gte=since).count()
 
 
 def describe(error):
