@@ -34,12 +34,10 @@ def pytest_sessionstart(session):
 
 
 def pytest_collection_modifyitems(items):
-    """Mark every test with its tiers: by its fixtures, by the containers xdist group, or by
-    its own markers; bake where it needs no services, containers or cluster."""
+    """Mark every test with its tiers: by its fixtures or by its own markers (CONTAINERS is
+    one); bake where it needs no services, containers or cluster."""
     for item in items:
         tiers = {tier for name in item.fixturenames for tier in TIERS.get(name, ())}
-        if any(mark.args == ("containers",) for mark in item.iter_markers("xdist_group")):
-            tiers.add("containers")
         tiers |= {mark.name for mark in item.iter_markers()} & {"services", "containers", "cluster", "root"}
         if not tiers & {"services", "containers", "cluster"}:
             tiers.add("bake")

@@ -7,12 +7,15 @@ import time
 
 import pytest
 from harness.baked_site import bake
-from harness.containers import CONTAINERS
+from harness.containers import ONE_AT_A_TIME
 from harness.fake_email_api import FakeEmailApi
 from harness.figures import report
 from harness.postfix_relay import postfix_relay
 from harness.processes import wait_for
 from harness.smtp_catcher import SmtpCatcher, most_in_any_second
+
+# Timed to the second: never beside a container build (one xdist worker runs these and those).
+pytestmark = ONE_AT_A_TIME
 
 LIMIT = 20  # mails a second the server takes, as SES's production accounts start near
 NEWS_LIMIT = 10  # the rate of a second mailer, "news", added to the site's MAILERS
@@ -246,7 +249,7 @@ def test_an_api_asking_to_retry_after_3_s_hears_nothing_from_the_site_for_3_s(li
     assert attempts(limited_site)["failed_attempts"] == 0
 
 
-@CONTAINERS
+@pytest.mark.containers
 def test_a_postfix_relay_limiting_its_clients_gets_every_mail_and_the_site_fails_none(
     limited_site, engine, tmp_path
 ):

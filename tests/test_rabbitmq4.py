@@ -8,7 +8,7 @@ import socket
 
 import amqp
 import pytest
-from harness.containers import CONTAINERS
+from harness.containers import ONE_AT_A_TIME
 from harness.processes import wait_for
 
 
@@ -22,7 +22,8 @@ def test_a_test_mail_goes_through_either_rabbitmq(site, any_rabbitmq, smtp_serve
     assert [message["To"] for message in smtp_server.messages] == ["ada@example.com"]
 
 
-@CONTAINERS
+@pytest.mark.containers
+@ONE_AT_A_TIME
 def test_the_container_refuses_transient_non_exclusive_queues_as_rabbitmq_4_3_does(rabbitmq4):
     """Kombu < 5.7 declared such queues. 4.3 also refuses global QoS, which 4.0.5 accepts even
     when its deprecation is denied: kombu 5.7 uses per-consumer QoS on RabbitMQ 4 anyway."""
@@ -43,7 +44,8 @@ def amqp_connection(url):
     return connection
 
 
-@CONTAINERS
+@pytest.mark.containers
+@ONE_AT_A_TIME
 def test_a_mail_whose_task_rabbitmq_drops_at_the_delivery_limit_is_sent_by_the_sweeper(
     site, rabbitmq4_node, smtp_server
 ):

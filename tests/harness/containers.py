@@ -1,6 +1,6 @@
 """The container engine the tests run images on: a Docker engine if one answers, else podman
 from Debian (scripts/test-needs installs it), set up for this machine by files written at run time
-(see podman.py). Tests that use it run in one xdist group, CONTAINERS, one at a time."""
+(see podman.py). Tests that use it run in one xdist group, one at a time (CONTAINERS)."""
 
 import json
 import os
@@ -11,8 +11,10 @@ import pytest
 
 from .processes import run
 
-# Every test that starts containers: one xdist worker runs them one after another.
-CONTAINERS = pytest.mark.xdist_group("containers")
+# One xdist worker runs these one after another: the tests that start containers, and those
+# whose timing a container build beside them would upset (a told rate limit held to a second).
+ONE_AT_A_TIME = pytest.mark.xdist_group("one-at-a-time")
+CONTAINERS = [ONE_AT_A_TIME, pytest.mark.containers]
 
 
 class Unavailable(Exception):

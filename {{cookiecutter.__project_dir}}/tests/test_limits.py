@@ -256,6 +256,31 @@ def test_the_rate_grows_back_while_mail_waits_up_to_the_limit(settings):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    "limit, rate, grown",
+    [
+        (20.0, 18, 18 * (1 + pace.INCREASE_TOLD)),
+        (20.0, 16.2, 16.2 * (1 + pace.INCREASE)),
+        (None, 18, 18 * (1 + pace.INCREASE)),
+    ],
+    ids=["told, cut once: back within two seconds", "told, cut twice: slowly", "learned: slowly"],
+)
+def test_a_second_after_a_cut_the_rate_grows_back_fast_only_one_cut_from_its_limit(
+    settings, limit, rate, grown
+):
+    settings.MAIL_RATE_LIMIT = limit
+    now = time.time()
+    cut = now - 1.5
+    Pace.objects.create(
+        mailer="transport", rate=rate, next_free=now + 0.2, cut_at=cut, raised_at=cut
+    )
+
+    pace._lease("transport", Lane.TRANSACTIONAL, pace._Local(), now)
+
+    assert Pace.objects.get().rate == pytest.approx(grown)
+
+
+@pytest.mark.django_db
 def test_retry_after_pauses_every_lane():
     pace.throttled("transport", answers.Verdict(Fault.THROTTLED, "rate", pause=30))
     now = time.time()

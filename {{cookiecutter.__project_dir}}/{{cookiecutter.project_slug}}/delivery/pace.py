@@ -13,11 +13,12 @@ rate DECREASE x the mails it had accepted in the second before the answer, as it
 the pause: the whole site's count, which is what the provider measured, not the answering
 process's share. Once the rate is set, every worker's slots come from it, so it is the
 whole site's rate: a throttling answer cuts it to DECREASE x itself (at most once every
-COOLDOWN), and while mail waits for slots it grows back by INCREASE a second, up to
-MAIL_RATE_LIMIT (additive increase, multiplicative decrease). Retry-After and quota
-answers pause the mailer instead, for as long as they say. MAIL_DAILY_QUOTA counts mails
-in hourly `Usage` rows over a rolling 24 hours; bulk mail stops MAIL_DAILY_QUOTA_RESERVE
-short of it.
+COOLDOWN), and a second later, while mail waits for slots, it grows back by INCREASE a
+second, up to MAIL_RATE_LIMIT (additive increase, multiplicative decrease); one cut from
+MAIL_RATE_LIMIT, it grows back by INCREASE_TOLD, within a second or two.
+Retry-After and quota answers pause the mailer instead, for as long as they say.
+MAIL_DAILY_QUOTA counts mails in hourly `Usage` rows over a rolling 24 hours; bulk mail
+stops MAIL_DAILY_QUOTA_RESERVE short of it.
 """
 
 import math
@@ -34,13 +35,14 @@ from django.db.models import F, Sum
 from .models import Lane, Pace, Usage
 from config.mail import SERVER_MAILER
 
-MARGIN = 0.05
+MARGIN = 0.03
 LEASE_SECONDS = 0.5
 BULK_HORIZON = 0.5
 MAX_WAIT = 5.0
 COOLDOWN = 0.5
 DECREASE = 0.9
 INCREASE = 0.02
+INCREASE_TOLD = 0.1
 MIN_RATE = 0.1
 LEARNING = "learning the provider's rate"
 # Without a rate, a lease lets this many mails go (it counts them against the quota).
@@ -229,9 +231,14 @@ def _learn(row, local, now):
 def _speed_up(row, mailer, now):
     if now - row.cut_at < 1:
         return
-    elapsed = min(1.0, now - row.raised_at)
-    rate = row.rate * (1 + INCREASE * elapsed)
     limit = limit_of(mailer)
+    # One cut from a limit the site was told (the provider's own figure): mails bunched on a
+    # busy moment, back to it within a second or two. Cut again meanwhile: the machine stays
+    # busy, so the rate grows back slowly, as a learned one does.
+    once = limit is not None and row.rate >= DECREASE * limit * 0.999
+    increase = INCREASE_TOLD if once else INCREASE
+    elapsed = min(1.0, now - row.raised_at)
+    rate = row.rate * (1 + increase * elapsed)
     row.rate = min(rate, limit) if limit is not None else rate
     row.raised_at = now
 
