@@ -10,9 +10,10 @@ from collections import Counter
 from pathlib import Path
 
 import psycopg
+from harness.processes import poll
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from queues import purge_queue
-from scenarios import SENDERS, SentCounter, run_env, split, start_workers, wait_until
+from scenarios import SENDERS, SentCounter, run_env, split, start_workers
 
 COUNTED = "_counted"  # the settings module that counts: <settings>_counted
 SETTINGS = '''"""The settings of {settings}, with every database statement counted (make bench)."""
@@ -39,21 +40,21 @@ def per_mail(site, setup, database_url, count, sink):
     folder.mkdir(parents=True)
     env = run_env(setup, database_url, sink)
     counted = {**env, "DJANGO_SETTINGS_MODULE": setup.settings + COUNTED, "STATEMENT_COUNTS_DIR": str(folder)}
-    site.script("empty_mail.py", env=env)
+    site.bench_script("empty_mail.py", env=env)
     purge_queue(site.env["CELERY_BROKER_URL"], setup.queue)
     sink.reset()
     before = settled_totals(database_url)
     requests = [("--count", share) for share in split(count, SENDERS)]
-    site.scripts("timed_send.py", requests, env={**counted, "STATEMENT_COUNTS_ROLE": "request"})
+    site.bench_scripts("timed_send.py", requests, env={**counted, "STATEMENT_COUNTS_ROLE": "request"})
     with start_workers(site, setup, {**counted, "STATEMENT_COUNTS_ROLE": "worker"}) as running:
-        wait_until(lambda: sink.accepted.value >= count or running.exited(), timeout=60 + count / 5)
+        poll(lambda: sink.accepted.value >= count or running.exited(), timeout=60 + count / 5)
         running.check_running()
     path = {kind: after - before[kind] for kind, after in settled_totals(database_url).items()}
     with SentCounter(database_url) as count_sent:
         recorded_sent = count_sent()
 
     # The site's settings make the backlog: post_office refuses with the classic's priority "now".
-    site.script("backlog.py", count, env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"})
+    site.bench_script("backlog.py", count, env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"})
     site.python("manage.py", "send_queued_mail", env={**counted, "STATEMENT_COUNTS_ROLE": "sweeper"})
     purge_queue(site.env["CELERY_BROKER_URL"], setup.queue)
     counts = read_counts(folder)
