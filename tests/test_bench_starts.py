@@ -1,6 +1,7 @@
-"""`make bench` and `tune.py` start: their command lines and every module they import load with
-the template's own requirements (a helper renamed in tests/harness/ once broke `make bench` at
-its first import while every test stayed green)."""
+"""`make bench` and `tune.py` start: their command lines and every module of the template's they
+import load with the template's requirements; make bench's own (matplotlib, py-spy, trustme) are
+imported where they are used. A helper renamed in tests/harness/ once broke `make bench` at its
+first import while every test stayed green."""
 
 import os
 import subprocess

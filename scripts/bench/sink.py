@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import procfs
-import trustme
 from aiosmtpd.smtp import SMTP, AuthResult
 
 # Its own interpreter: the sink must not share a GIL with whatever it measures.
@@ -72,6 +71,8 @@ class ProviderSink(Sink):
     COMMAND_MS, DATA_MS, CONNECTIONS = 20, 100, 20
 
     def __init__(self, port):
+        import trustme  # make bench's own requirement (requirements-bench.txt), as matplotlib
+
         self._files = tempfile.TemporaryDirectory(prefix="bench-ca-")
         folder = Path(self._files.name)
         ca = trustme.CA()
