@@ -72,16 +72,15 @@ def test_two_workers_told_the_limit_keep_to_it_and_use_it(limited_site):
     rate = (len(steady) - 1) / (steady[-1] - steady[0])
     # Every mail the server saw, taken or throttled: the site's slots are 3 % further apart
     # than the limit, so a mail up to 30 ms later than the one a second after it still keeps
-    # each second within it. make bench measures the 1 % target on a quiet machine; here the
-    # other xdist worker shares the two cores (2 of 200 seen in CI), so twice that is allowed:
-    # a site told no limit draws 10-13, one that does not slow down hundreds.
+    # each second within it; a mail later than that on a busy machine may make one more,
+    # within the 1 % of throttled answers the design allows (2 of 200).
     offered = most_in_any_second(sorted(smtp.arrived_at + smtp.throttled_at))
     report(
         f"[limits] told {LIMIT}/s, 2 workers: {rate:.1f} mails/s, {throttled} throttled of 200, "
         f"at most {offered} in a second"
     )
-    assert offered <= LIMIT + 3, f"{offered} mails in one second against a limit of {LIMIT}/s"
-    assert throttled <= 4, f"{throttled} throttled answers for 200 mails"
+    assert offered <= LIMIT + 2, f"{offered} mails in one second against a limit of {LIMIT}/s"
+    assert throttled <= 2, f"{throttled} throttled answers for 200 mails"
     # Uses it: make bench measures the 95 % target on a quiet machine; here other tests share
     # the two cores (16/s seen), and a pace that wasted its slots would send far fewer.
     assert rate >= 0.6 * LIMIT, f"{rate:.1f} mails/s against a limit of {LIMIT}/s"
