@@ -184,6 +184,99 @@ def test_slots_are_spaced_by_the_rate_limit_and_a_margin(settings):
     assert time.time() - started >= 5 * (1 + pace.MARGIN) / 10 - 0.01
 
 
+def leased_spacing(late, jitter=0.0, jitter_at=0.0):
+    """The spacing of the slots a process leases at 10 mails a second, its last second's mails
+    having reached the server `late` seconds after their slots; and the row's jitter after."""
+    now = time.time()
+    Pace.objects.create(
+        mailer="transport", rate=10.0, next_free=now, jitter=jitter, jitter_at=jitter_at
+    )
+    local = pace._Local(waiting=5)
+    local.late.extend((now - 0.5 + i * 0.1, seconds) for i, seconds in enumerate(late))
+    first = pace._lease("transport", Lane.TRANSACTIONAL, local, now)
+    return local.slots[0] - first, Pace.objects.get().jitter
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("late", "margin"),
+    [
+        ([0.010, 0.015, 0.012], pace.MARGIN),  # within the margin: the margin
+        ([0.010, 0.070, 0.030], 0.06),  # 60 ms apart: 6 % further apart
+        ([0.010, 0.600], pace.MAX_MARGIN),  # a stall: no more than MAX_MARGIN
+    ],
+    ids=["steady", "jittery", "stalled"],
+)
+def test_slots_lie_as_far_apart_beyond_the_rate_as_mails_reached_the_server_apart(
+    settings, late, margin
+):
+    settings.MAIL_RATE_LIMIT = 10.0
+
+    spacing, _ = leased_spacing(late)
+
+    assert spacing == pytest.approx((1 + margin) / 10)
+
+
+@pytest.mark.django_db
+def test_after_an_idle_second_the_first_slots_lie_as_far_apart_as_the_margin_goes(settings):
+    settings.MAIL_RATE_LIMIT = 10.0
+    Pace.objects.create(mailer="transport", rate=10.0, next_free=time.time() - 1.5)
+    local = pace._Local(waiting=5)
+
+    first = pace._lease("transport", Lane.TRANSACTIONAL, local, time.time())
+
+    assert local.slots[0] - first == pytest.approx((1 + pace.MAX_MARGIN) / 10)
+
+
+@pytest.mark.django_db
+def test_the_jitter_a_row_keeps_eases_by_the_second(settings):
+    settings.MAIL_RATE_LIMIT = 10.0
+    four_seconds_ago = time.time() - 4
+
+    spacing, jitter = leased_spacing([0.01, 0.02], jitter=0.08, jitter_at=four_seconds_ago)
+
+    assert jitter == pytest.approx(0.08 - 4 * pace.JITTER_EASES, abs=0.001)
+    assert spacing == pytest.approx((1 + jitter) / 10, rel=0.001)
+
+
+@pytest.fixture
+def stalls(monkeypatch):
+    """stalls(seconds, ...): the next sleeps of this process each last that much longer, as
+    when the machine does not give the process a core in time."""
+    extra, sleep = [], time.sleep
+
+    def stalled(seconds):
+        sleep(seconds + (extra.pop(0) if extra else 0))
+
+    monkeypatch.setattr(pace.time, "sleep", stalled)
+    return lambda *seconds: extra.extend(seconds)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("stalled", [[0.3], [0.3, 0.3]], ids=["once", "twice"])
+def test_a_thread_woken_too_late_for_its_slot_takes_a_later_one_once(settings, stalls, stalled):
+    settings.MAIL_RATE_LIMIT = 10.0
+    stalls(*stalled)
+    started = time.time()
+
+    assert pace.acquire("transport", Lane.TRANSACTIONAL) is None
+
+    # Its first slot came before the first stall; the second, leased after it, is used
+    # whatever the second stall: a slot taken after two stalls would lie past both.
+    assert started + 0.3 <= pace._slot.at < started + 0.6
+
+
+@pytest.mark.django_db
+def test_a_mail_accepted_counts_how_long_after_its_slot_the_server_answered(settings):
+    settings.MAIL_RATE_LIMIT = 10.0
+    assert pace.acquire("transport", Lane.TRANSACTIONAL) is None
+    time.sleep(0.05)  # the send
+    pace.accepted("transport")
+
+    [(_, late)] = pace._local("transport").late
+    assert late >= 0.05
+
+
 @pytest.mark.django_db
 def test_a_mailer_added_to_mailers_keeps_its_own_rate_limit(settings):
     settings.MAIL_RATE_LIMIT, settings.MAIL_RATE_LIMITS = None, {"other": 10.0}
@@ -304,7 +397,7 @@ def test_bulk_mail_stops_short_of_the_quota_transactional_mail_at_it(settings):
 
     assert bulk is not None and "quota" in bulk.why
     assert bulk.until == pytest.approx((hour - timedelta(hours=2) + pace.DAY).timestamp())
-    assert pace._lease("transport", Lane.TRANSACTIONAL, transactional, now) == now
+    assert now <= pace._lease("transport", Lane.TRANSACTIONAL, transactional, now) <= time.time()
     assert transactional.free_left == 1  # and one for the caller
     assert pace.standing()["quota_used"] == 10
 

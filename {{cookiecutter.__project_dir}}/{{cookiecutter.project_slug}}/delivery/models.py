@@ -108,6 +108,9 @@ class Pace(models.Model):
     accepted_rate = models.FloatField(default=0.0)  # mails a second accepted in the last count
     throttled = models.PositiveIntegerField(default=0)  # throttling answers in `throttled_hour`
     throttled_hour = models.FloatField(default=0.0)
+    # How far apart mails reached the server after their slots lately (pace.py), and when.
+    jitter = models.FloatField(default=0.0)
+    jitter_at = models.FloatField(default=0.0)
     # After "too many connections": the connections the site holds at most, until then.
     connections = models.PositiveIntegerField(null=True)
     connections_until = models.FloatField(default=0.0)

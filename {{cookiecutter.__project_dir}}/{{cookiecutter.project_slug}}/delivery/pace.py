@@ -2,10 +2,18 @@
 
 One `Pace` row per mailer in the database holds the rate now allowed and the next free
 slot. A process leases a few slots at a time (half a second's worth, one write per
-lease), spaced (1 + MARGIN) / rate apart, and its threads each wait for one before they
+lease), spaced (1 + margin) / rate apart, and its threads each wait for one before they
 send: a token bucket whose tokens are handed out in order. Transactional mail may lease
 slots up to MAX_WAIT ahead; bulk mail only BULK_HORIZON ahead, so a transactional mail
 never waits behind the bulk mail's slots for longer than that.
+
+The margin keeps every second at the server within the rate although mails reach it a
+little after their slots, some later than others: a mail may arrive up to `margin` seconds
+later than the one a second after it. It is MARGIN, or on a busy machine the spread the
+processes measure (how far apart their last second's mails were answered after their
+slots), which the row keeps as `jitter`, the widest lately reported, easing by JITTER_EASES
+a second; at most MAX_MARGIN, which is also where it starts after an idle second. A thread
+woken more than half the margin after its slot (its process stalled) takes a later one.
 
 Throttling answers, for a site told no limit (no rate yet): the first one pauses every
 worker for a second (the provider's count starts again) while each process adds to the
@@ -36,6 +44,8 @@ from .models import Lane, Pace, Usage
 from config.mail import SERVER_MAILER
 
 MARGIN = 0.03
+MAX_MARGIN = 0.1
+JITTER_EASES = 0.01
 LEASE_SECONDS = 0.5
 BULK_HORIZON = 0.5
 MAX_WAIT = 5.0
@@ -69,11 +79,14 @@ class _Local:
     free_left: float = 0.0  # ...this many of them
     accepted: int = 0  # accepted since the last report to the row
     recent: deque = field(default_factory=deque)  # when this process's last 2 seconds' were
+    late: deque = field(default_factory=deque)  # (when, seconds after its slot): the last second
     learned: float = 0.0  # the throttling answer whose second this process has counted
     unused: int = 0  # leased and counted against the quota, never used
     waiting: int = 0  # threads waiting for a slot
+    tolerance: float = math.inf  # how late after its slot a thread may still send
 
 
+_slot = threading.local()  # the slot of the mail this thread sends
 _locals = {}
 _locals_lock = threading.Lock()
 
@@ -91,8 +104,13 @@ def limit_of(mailer):
     return settings.MAIL_RATE_LIMITS.get(mailer)
 
 
-def spacing(rate):
-    return (1 + MARGIN) / rate
+def margin(jitter):
+    """Seconds a second the slots leave free (see the module's docstring)."""
+    return min(MAX_MARGIN, max(MARGIN, jitter))
+
+
+def spacing(rate, jitter=0.0):
+    return (1 + margin(jitter)) / rate
 
 
 def acquire(mailer, lane):
@@ -101,6 +119,7 @@ def acquire(mailer, lane):
     deadline = time.time() + MAX_WAIT
     with local.lock:
         local.waiting += 1
+    late_once = False
     try:
         while True:
             with local.leasing:  # the threads that waited meanwhile find the new slots
@@ -110,6 +129,14 @@ def acquire(mailer, lane):
                     slot = _lease(mailer, lane, local, time.time())
             if not isinstance(slot, Held):
                 time.sleep(max(0.0, slot - time.time()))
+                if time.time() - slot > local.tolerance and not late_once:
+                    # Woken too late (a stalled process): sent now, it would bunch with the
+                    # mails of the next slots. It takes a later slot instead, once.
+                    late_once = True
+                    with local.lock:
+                        local.unused += 1
+                    continue
+                _slot.at = slot
                 return None
             if slot.until > deadline:
                 return slot
@@ -143,9 +170,12 @@ def _lease(mailer, lane, local, now):
         wanted = max(1, local.waiting)
         accepted, local.accepted = local.accepted, 0
         unused, local.unused = local.unused, 0
+        spread = _spread(local, now)
     with transaction.atomic():
         row = _row(mailer)
+        now = max(now, time.time())  # no slot before the lease: the row may have been busy
         _report(row, accepted, now)
+        _widen(row, spread, now)
         _learn(row, local, now)
         _give_back(mailer, unused, now)
         if row.paused_until > now:
@@ -161,16 +191,18 @@ def _lease(mailer, lane, local, now):
             row.save()
             with local.lock:
                 local.free_until, local.free_left = now + LEASE_SECONDS, count - 1
+                local.tolerance = math.inf
             return now
-        step = spacing(row.rate)
+        step = spacing(row.rate, row.jitter)
         start = max(row.next_free, now)
+        local.tolerance = margin(row.jitter) / 2
         reach = BULK_HORIZON if lane == Lane.BULK else MAX_WAIT
         if start > now + reach:
             row.save()
             return Held(start - reach, "waiting for the rate limit")
         if start > now:  # mail waits for slots: the provider is used to the full
             _speed_up(row, mailer, now)
-            step = spacing(row.rate)
+            step = spacing(row.rate, row.jitter)
         count = min(wanted, max(1, round(row.rate * LEASE_SECONDS)))
         if left is not None:
             count = min(count, left)
@@ -203,6 +235,22 @@ def _report(row, accepted, now):
         row.counted_since, row.accepted = now, 0
 
 
+def _spread(local, now):
+    """How far apart this process's last second's mails reached the server after their slots."""
+    lateness = [late for when, late in local.late if when >= now - 1]
+    return max(lateness) - min(lateness) if len(lateness) > 1 else 0.0
+
+
+def _widen(row, spread, now):
+    """The row keeps the widest spread lately reported, easing by JITTER_EASES a second. After
+    an idle second it starts from MAX_MARGIN: how late the first mails land is not known yet
+    (connections, caches and the machine's load are new)."""
+    if now - row.next_free > 1:
+        row.jitter, row.jitter_at = MAX_MARGIN, now
+    eased = row.jitter - JITTER_EASES * max(0.0, now - row.jitter_at)
+    row.jitter, row.jitter_at = max(spread, eased, 0.0), now
+
+
 def _slow_down(row, now):
     """Learn the rate (a site told no limit), or cut it at most once every COOLDOWN."""
     if row.rate is None:
@@ -211,7 +259,7 @@ def _slow_down(row, now):
     elif not _learning(row, now) and now - row.cut_at >= COOLDOWN:
         row.rate = max(MIN_RATE, DECREASE * row.rate)
         row.cut_at = row.raised_at = now
-        row.next_free = max(row.next_free, now + spacing(row.rate))
+        row.next_free = max(row.next_free, now + spacing(row.rate, row.jitter))
 
 
 def _learning(row, now):
@@ -247,11 +295,16 @@ def accepted(mailer):
     """The provider accepted a mail (counted locally, reported with the next lease)."""
     local = _local(mailer)
     now = time.time()
+    slot, _slot.at = getattr(_slot, "at", None), None
     with local.lock:
         local.accepted += 1
         local.recent.append(now)
         while local.recent[0] < now - 2:
             local.recent.popleft()
+        if slot is not None:
+            local.late.append((now, now - slot))
+        while local.late and local.late[0][0] < now - 1:
+            local.late.popleft()
 
 
 def throttled(mailer, verdict):
@@ -278,7 +331,9 @@ def throttled(mailer, verdict):
             _slow_down(row, now)
         _learn(row, local, now)
         row.save()
-        return row.paused_until if row.paused_until > now else now + spacing(row.rate or 1)
+        if row.paused_until > now:
+            return row.paused_until
+        return now + spacing(row.rate or 1, row.jitter)
 
 
 def _hour(now):
