@@ -85,9 +85,6 @@ class SenderBackend(BaseEmailBackend):
         try:
             # A mailer MAILERS lacks, or cannot build, is a fault of the site's setup.
             with connections.borrowed(alias) as connection:
-                # Open (greeted, logged in) before its slot, so the slot is when the mail goes;
-                # kept open after, so the connection's answers can be read.
-                connection.open()
                 # Within the provider's limits, for every worker together (pace.py).
                 if (held := pace.acquire(alias, email.delivery.lane)) is not None:
                     hold(email_id, held.until, held.why)
@@ -198,7 +195,8 @@ def outgoing(email):
 def send(connection, message):
     """Send through the connection; return {address: answer} for the recipients it refused
     while it accepted the others."""
-    connection.send_messages([message])  # opened by the caller: it stays open, answers readable
+    connection.open()  # kept open, so the connection's answers can be read after
+    connection.send_messages([message])
     refused = {
         address: f"{code} {answer.decode(errors='replace')}"
         for address, (code, answer) in smtp_refused(connection).items()
