@@ -226,21 +226,20 @@ def measure(results, site, before, sizes, delays, sinks, sqlite, postgres):
             count = sizes["worker"]
             what = f"{setup.name}'s worker alone, {count} tasks waiting, {delay} ms server"
             step("worker", what, scenarios.worker_capacity, site, setup, postgres, count, sinks[delay])
-    for setup in (scenarios.CLASSIC, scenarios.SITE):
-        database_work.write_settings(site, setup.settings)
-        what = f"{setup.name}, {sizes['worker']} mails, 0 ms server, statements and commits counted"
-        step("database", what, database_work.per_mail, site, setup, postgres, sizes["worker"], sinks[0])
-    # Where the site's worker's CPU goes, before (the template at BEFORE) and now.
     if before is None:
-        print(f"profile: the template at {BEFORE} is not in this clone's git history: no 'before'")
+        print(f"database, profile: the template at {BEFORE} is not in this clone's git history: no 'before'")
+    # The database's work per mail, the template before (BEFORE) beside the classic recipe and the site.
+    counted = [(site, scenarios.CLASSIC), (site, scenarios.SITE), (before, scenarios.SITE_BEFORE)]
+    for baked, setup in counted if before else counted[:2]:
+        database_work.write_settings(baked, setup.settings)
+        what = f"{setup.name}, {sizes['worker']} mails, 0 ms server, statements and commits counted"
+        with database_of(baked, before, postgres, "bench_before_database") as database:
+            step("database", what, database_work.per_mail, baked, setup, database, sizes["worker"], sinks[0])
+    # Where the site's worker's CPU goes, before (the template at BEFORE) and now.
     profiled = [(before, scenarios.SITE_BEFORE, "before"), (site, scenarios.SITE, "after")]
     for baked, setup, name in profiled if before else profiled[1:]:
         what = f"{setup.name}'s worker alone, {sizes['worker']} tasks, 0 ms server, sampled by py-spy"
-        with contextlib.ExitStack() as stack:
-            database = postgres
-            if baked is before:  # its code on its tables, as its own migrations make them
-                database = stack.enter_context(postgres_database("bench_before_profile"))
-                before.python("manage.py", "migrate", "--verbosity", "0", env={"DATABASE_URL": database})
+        with database_of(baked, before, postgres, "bench_before_profile") as database:
             args = (baked, setup, database, sizes["worker"], sinks[0], OUT / f"worker-flame-{name}")
             step("profile", what, scenarios.worker_capacity, *args)
     for count in sizes["drain"]:
@@ -251,6 +250,18 @@ def measure(results, site, before, sizes, delays, sinks, sqlite, postgres):
     for setup, count in ((scenarios.CLASSIC, classic), (scenarios.SITE, site_count)):
         what = f"{setup.name}, {count} mails, provider-like server"
         step("provider", what, scenarios.provider, site, setup, postgres, count, sinks["provider"])
+
+
+@contextlib.contextmanager
+def database_of(baked, before, postgres, name):
+    """The site's database; the template before gets one of its own, its tables as its own
+    migrations make them (today's need a lane it never writes)."""
+    if baked is not before:
+        yield postgres
+        return
+    with postgres_database(name) as database:
+        before.python("manage.py", "migrate", "--verbosity", "0", env={"DATABASE_URL": database})
+        yield database
 
 
 def measure_limits(results, site, before, sizes, postgres):

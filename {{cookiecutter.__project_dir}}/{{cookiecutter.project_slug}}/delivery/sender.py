@@ -3,7 +3,8 @@
 The task (task.py) opens it and hands it the task's mails, each named by its row's id and
 Message-ID. It reads them in one go; for each one it takes the mail (state.take), builds
 the message from the row, sends it through a kept connection to the mail server
-(connections.py) and writes the outcome (state.py).
+(connections.py) and writes the outcome (state.py); the take and the outcome "sent" are
+committed with the other threads' (group_commit.py).
 """
 
 import logging
@@ -20,7 +21,7 @@ from post_office.models import Email
 
 from ..metrics import tally
 from ..recipients import events, suppression, unsubscribe
-from . import answers, connections, pace, slots, state, sweeper, task
+from . import answers, connections, group_commit, pace, slots, state, sweeper, task
 from .models import Fault
 from .outbox import QueueBackend
 from config.mail import SERVER_MAILER
@@ -101,7 +102,7 @@ class SenderBackend(BaseEmailBackend):
             return False
         pace.accepted(alias)
         suppression.learn_from_refusals(partly_refused)
-        state.sent(email_id, {**withheld, **refused}, tracked=tracked)
+        group_commit.run(state.sent, email_id, {**withheld, **refused}, tracked=tracked)
         return True
 
     def sending_alias(self, backend_alias):
@@ -127,7 +128,7 @@ def take(email, message_id):
     names (its Message-ID differs)."""
     now = timezone.now()
     while email is not None and state.takeable(email, message_id, now):
-        if state.take(email):
+        if group_commit.run(state.take, email):
             return email
         email = for_sending([email.pk]).get(email.pk)  # it changed since it was read
     return None

@@ -216,7 +216,7 @@ def sent(email_id, refused, tracked=()):
     note = "; ".join(f"refused {address}: {answer}" for address, answer in refused.items())
     logged = get_log_level() >= 2 or (refused and get_log_level() >= 1)
     done = {"due": None, "fault": Fault.NONE, "reason": note, "refused": refused}
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         move("sent", [email_id], State.SENT, log=Note(note) if logged else None, **done)
         events.expect(email_id, tracked)
 
