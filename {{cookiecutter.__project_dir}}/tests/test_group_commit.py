@@ -37,13 +37,13 @@ def commits(monkeypatch):
     return sizes
 
 
-def in_threads(write, count=THREADS):
-    """Run group_commit.run(write, i) in `count` threads; [(result or error)] by i."""
+def in_threads(write, count=THREADS, mail_id=lambda i: i):
+    """Run group_commit.run(mail_id(i), write, i) in `count` threads; [(result or error)] by i."""
     outcomes = [None] * count
 
     def one(i):
         try:
-            outcomes[i] = group_commit.run(write, i)
+            outcomes[i] = group_commit.run(mail_id(i), write, i)
         except Exception as error:
             outcomes[i] = error
         finally:
@@ -94,7 +94,19 @@ def test_a_write_that_fails_fails_alone_and_the_others_are_committed_once(commit
     ]
 
 
+def test_the_writes_run_in_the_order_of_their_mails_ids_whatever_order_they_came_in(commits):
+    order = []
+
+    def write(i):
+        order.append(i)
+
+    in_threads(write, mail_id=lambda i: (3 * i) % THREADS)  # ids 0, 3, 1, 4, 2
+
+    assert commits == [THREADS]
+    assert order == [0, 2, 4, 1, 3]  # threads by their ids: 0, 1, 2, 3, 4
+
+
 def test_a_thread_alone_commits_its_own_write():
-    assert group_commit.run(create_pace, 0) == "mailer 0"
+    assert group_commit.run(7, create_pace, 0) == "mailer 0"
 
     assert Pace.objects.filter(mailer="mailer 0").exists()

@@ -7,6 +7,10 @@ the disk, for a few mails. Nothing is written earlier than before ("sent" only a
 server accepted) and a thread goes on only once its write is durable, so a killed worker
 loses no more than the mails its threads had in flight. If the shared transaction fails,
 each write runs again alone, so an error is only its own mail's.
+
+The writes run in the order of their mails' ids, the order in which every writer of several
+mails' rows locks them (state.guarded): two such transactions never wait for each other in a
+circle (a deadlock).
 """
 
 import threading
@@ -18,7 +22,8 @@ WINDOW = 0.004  # seconds the first thread waits for others' writes
 
 
 class _Write:
-    def __init__(self, write, args, kwargs):
+    def __init__(self, mail_id, write, args, kwargs):
+        self.mail_id = mail_id
         self.call = lambda: write(*args, **kwargs)
         self.committed = threading.Event()
         self.result = None
@@ -29,17 +34,17 @@ _lock = threading.Lock()
 _waiting = []  # writes handed in and not yet taken by a committing thread
 
 
-def run(write, *args, **kwargs):
-    """write(*args, **kwargs) in a transaction shared with other threads' writes; its result
-    once committed, or its error."""
-    mine = _Write(write, args, kwargs)
+def run(mail_id, write, *args, **kwargs):
+    """write(*args, **kwargs), which writes the rows of the mail `mail_id`, in a transaction
+    shared with other threads' writes; its result once committed, or its error."""
+    mine = _Write(mail_id, write, args, kwargs)
     with _lock:
         _waiting.append(mine)
         first = len(_waiting) == 1
     if first:
         _gather()
         with _lock:
-            batch = _waiting[:]
+            batch = sorted(_waiting, key=lambda write: write.mail_id)
             _waiting.clear()
         _commit(batch)
     mine.committed.wait()

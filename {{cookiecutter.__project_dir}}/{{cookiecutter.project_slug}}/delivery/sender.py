@@ -102,7 +102,7 @@ class SenderBackend(BaseEmailBackend):
             return False
         pace.accepted(alias)
         suppression.learn_from_refusals(partly_refused)
-        group_commit.run(state.sent, email_id, {**withheld, **refused}, tracked=tracked)
+        group_commit.run(email_id, state.sent, email_id, {**withheld, **refused}, tracked=tracked)
         return True
 
     def sending_alias(self, backend_alias):
@@ -128,7 +128,7 @@ def take(email, message_id):
     names (its Message-ID differs)."""
     now = timezone.now()
     while email is not None and state.takeable(email, message_id, now):
-        if group_commit.run(state.take, email):
+        if group_commit.run(email.pk, state.take, email):
             return email
         email = for_sending([email.pk]).get(email.pk)  # it changed since it was read
     return None

@@ -82,7 +82,7 @@ def move(trigger, ids, to=None, *, version=None, attempts=0, log=None, **fields)
         fields["failed_attempts"] = attempts
     deliveries = guarded(rule, ids, version)
     now = timezone.now()
-    with transaction.atomic(savepoint=False) if rule.status else nullcontext():
+    with transaction.atomic(savepoint=False) if rule.status or len(ids) > 1 else nullcontext():
         moved = deliveries.update(version=F("version") + 1, changed=now, **fields)
         if moved and rule.status:
             status = post_office_status(to, attempts)
@@ -94,12 +94,19 @@ def move(trigger, ids, to=None, *, version=None, attempts=0, log=None, **fields)
 
 
 def guarded(rule, ids, version):
-    """The delivery rows of `ids` a move may change: in one of its states, at `version`."""
+    """The delivery rows of `ids` a move may change: in one of its states, at `version`.
+
+    Several mails' rows are locked in the order of their ids, as the worker's shared
+    transactions write them (group_commit.py): an UPDATE alone locks them in the order it
+    finds them, and two writers of the same rows in other orders can deadlock."""
     deliveries = Delivery.objects.filter(email_id__in=ids)
     if rule.sources is not ANY:
         deliveries = deliveries.filter(state__in=rule.sources)
     if version is not None:
         deliveries = deliveries.filter(version=version)
+    if len(ids) > 1:
+        in_order = deliveries.order_by("email_id").select_for_update().values("email_id")
+        deliveries = Delivery.objects.filter(email_id__in=in_order)
     return deliveries
 
 
