@@ -28,6 +28,7 @@ UNDER_DELIVER = {
     "acquire": "the rate limit (pace.py)",
     "accepted": "the rate limit (pace.py)",
     "sent": "status writes",
+    "run": "status writes",  # group_commit.run: "sent", committed with other threads' writes
     "attempt_failed": "status writes",
     "failed": "status writes",
     "after_error": "status writes",

@@ -51,19 +51,21 @@ def machine_service(name, service):
         raise StepFailed(f"service {name}: no machine service stands in for {service['image']} {ports}")
     if kind == "postgres":
         user, password, database = env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], env["POSTGRES_DB"]
+        drop_postgres_user(user, database)  # a run killed before its cleanup left them
         with psycopg.connect(POSTGRES, autocommit=True) as admin:
             admin.execute(f"CREATE ROLE \"{user}\" LOGIN CREATEDB PASSWORD '{password}'")
             admin.execute(f'CREATE DATABASE "{database}" OWNER "{user}"')
         try:
             yield
         finally:
-            with psycopg.connect(POSTGRES, autocommit=True) as admin:
-                for stale in (database, f"test_{database}"):
-                    admin.execute(f'DROP DATABASE IF EXISTS "{stale}" WITH (FORCE)')
-                admin.execute(f'DROP ROLE "{user}"')
+            drop_postgres_user(user, database)
     else:
         user, password = env["RABBITMQ_DEFAULT_USER"], env["RABBITMQ_DEFAULT_PASS"]
         vhost = env.get("RABBITMQ_DEFAULT_VHOST", "/")
+        if user in rabbitmqctl("list_users", "--no-table-headers").split():  # left by a killed run
+            rabbitmqctl("delete_user", user)
+        if vhost != "/" and vhost in rabbitmqctl("list_vhosts", "--no-table-headers").split():
+            rabbitmqctl("delete_vhost", vhost)
         rabbitmqctl("add_user", user, password)
         rabbitmqctl("add_vhost", vhost)
         rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
@@ -72,6 +74,14 @@ def machine_service(name, service):
         finally:
             rabbitmqctl("delete_vhost", vhost)
             rabbitmqctl("delete_user", user)
+
+
+def drop_postgres_user(user, database):
+    """The user, its database and the tests' copy of it, if there."""
+    with psycopg.connect(POSTGRES, autocommit=True) as admin:
+        for stale in (database, f"test_{database}"):
+            admin.execute(f'DROP DATABASE IF EXISTS "{stale}" WITH (FORCE)')
+        admin.execute(f'DROP ROLE IF EXISTS "{user}"')
 
 
 @contextlib.contextmanager
