@@ -19,6 +19,7 @@ from post_office.models import STATUS, Email
 
 from {{ cookiecutter.project_slug }}.delivery import (
     answers,
+    connections,
     pace,
     slots,
     sweeper,
@@ -426,6 +427,26 @@ def test_a_throttled_mail_is_held_not_failed_and_goes_back_in_line(server, commi
     assert Delivery.objects.get().state == State.SENT
     assert Email.objects.get().status == STATUS.sent
     assert len(mail.outbox) == 1
+
+
+@pytest.mark.django_db
+def test_a_thread_waiting_for_its_slot_holds_none_of_the_sites_connections(
+    server, committed, monkeypatch
+):
+    held_while_waiting = []
+    acquire = pace.acquire
+
+    def waits(mailer, lane):
+        held_while_waiting.append(connections.open_now(mailer))
+        return acquire(mailer, lane)
+
+    monkeypatch.setattr(pace, "acquire", waits)
+    connections.close_idle("transport")  # kept open by the tests before
+    with committed():
+        post_office.send("ada@example.com", subject="Reset", message="Your link")
+
+    assert held_while_waiting == [0]
+    assert (Delivery.objects.get().state, len(mail.outbox)) == (State.SENT, 1)
 
 
 @pytest.mark.django_db

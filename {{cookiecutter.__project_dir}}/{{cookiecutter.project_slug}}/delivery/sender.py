@@ -84,12 +84,14 @@ class SenderBackend(BaseEmailBackend):
         unsubscribe.add_headers(email, message)
         alias = self.sending_alias(email.backend_alias)
         try:
+            # Within the provider's limits, for every worker together (pace.py). The thread
+            # waits for its slot before it borrows one of the site's connections: waiting
+            # with it, it would keep it from the threads of other worker processes.
+            if (held := pace.acquire(alias, email.delivery.lane)) is not None:
+                hold(email_id, held.until, held.why)
+                return False
             # A mailer MAILERS lacks, or cannot build, is a fault of the site's setup.
             with connections.borrowed(alias) as connection:
-                # Within the provider's limits, for every worker together (pace.py).
-                if (held := pace.acquire(alias, email.delivery.lane)) is not None:
-                    hold(email_id, held.until, held.why)
-                    return False
                 refused = send(connection, message)
                 partly_refused = smtp_refused(connection)
                 tracked = provider_ids(connection, message)
