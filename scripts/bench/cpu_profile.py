@@ -37,6 +37,8 @@ UNDER_DELIVER = {
 }
 # Context managers: under deliver the /metrics count, under send_taken the connection pool.
 ENTERED = {"deliver": "status writes", "send_taken": "SMTP"}
+# The sender's module: worker.py in the template before (BEFORE in scenarios.py).
+SENDER = ("delivery/sender.py", "delivery/worker.py")
 ORDER = [
     "Celery and kombu: receive, ack",
     "task decode (django-celery-email)",
@@ -78,12 +80,12 @@ def stages(raw_path):
 def stage_of(frames):
     # A frame reads "Class.function (path/file.py:line)"; only the function counts.
     names = [frame.split(" (", 1)[0].rsplit(".", 1)[-1] for frame in frames]
-    if "prepare" in names and any("delivery/sender.py" in frame for frame in frames):
+    if "prepare" in names and any(sender in frame for frame in frames for sender in SENDER):
         return READ
     inside = [
         index
         for index, (name, frame) in enumerate(zip(names, frames, strict=True))
-        if name in ENTERED and "delivery/sender.py" in frame
+        if name in ENTERED and any(sender in frame for sender in SENDER)
     ]
     if inside:
         index = inside[-1]
